@@ -1,0 +1,33 @@
+# a2f_add_layer(name dir DEPS ...): one static library per source folder (sources globbed, so adding a
+# file needs no CMake edit). Headers are included as "core/tensor.h", "io/npy.h", ... from src/.
+function(a2f_add_layer name dir)
+  cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
+  file(GLOB_RECURSE srcs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/${dir}/*.cpp ${CMAKE_SOURCE_DIR}/${dir}/*.cu)
+  # Per-ISA translation units are named *_avx2.cpp / *_avx512.cpp and get their own flags.
+  if(NOT srcs)
+    file(WRITE ${CMAKE_BINARY_DIR}/empty_${name}.cpp "// ${name} has no sources yet\n")
+    set(srcs ${CMAKE_BINARY_DIR}/empty_${name}.cpp)
+  endif()
+  add_library(${name} STATIC ${srcs})
+  target_include_directories(${name} PUBLIC ${CMAKE_SOURCE_DIR}/src)
+  target_link_libraries(${name} PUBLIC ${ARG_DEPS})
+  a2f_warnings(${name})
+  foreach(src ${srcs})
+    if(src MATCHES "_avx512\\.cpp$")
+      set_source_files_properties(${src} PROPERTIES COMPILE_OPTIONS
+        "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx512bf16;-mfma;-mavx2;-mf16c")
+    elseif(src MATCHES "_avx2\\.cpp$")
+      set_source_files_properties(${src} PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c")
+    endif()
+  endforeach()
+endfunction()
+
+function(a2f_warnings target)
+  get_target_property(type ${target} TYPE)
+  if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter>)
+    if(A2F_WERROR)
+      target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Werror>)
+    endif()
+  endif()
+endfunction()
