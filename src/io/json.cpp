@@ -5,8 +5,8 @@
 namespace a2f {
 
 namespace {
-// Maximum nesting of arrays/objects outside strings. Cheap linear scan, so deeply nested input never reaches the
-// parser (or a recursive destructor / dump).
+// Maximum nesting of arrays/objects outside strings. Cheap linear scan, so deeply nested input never reaches
+// the parser (or a recursive destructor / dump).
 int json_depth(std::string_view s, int limit) {
   int depth = 0, max_depth = 0;
   bool in_str = false;
@@ -34,7 +34,8 @@ int json_depth(std::string_view s, int limit) {
 }  // namespace
 
 nlohmann::json json_parse(std::string_view text, const std::string& what, int max_depth) {
-  A2F_CHECK(json_depth(text, max_depth) <= max_depth, what, ": JSON nested deeper than ", max_depth, " levels");
+  A2F_CHECK(json_depth(text, max_depth) <= max_depth, what, ": JSON nested deeper than ", max_depth,
+            " levels");
   try {
     return nlohmann::json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::parse_error& e) {

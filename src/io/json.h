@@ -1,5 +1,5 @@
-// JSON files (config.json, model_index.json, vocab.json, ...) through nlohmann::json, with errors that name the
-// file, the key and the problem, and typed getters for reading configs.
+// JSON files (config.json, model_index.json, vocab.json, ...) through nlohmann::json, with errors that name
+// the file, the key and the problem, and typed getters for reading configs.
 #pragma once
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -10,8 +10,8 @@
 
 namespace a2f {
 
-// Parses a whole file. Throws a2f::Error naming the file when it is missing, unreadable, too deeply nested or not
-// valid JSON (with nlohmann's line/column position).
+// Parses a whole file. Throws a2f::Error naming the file when it is missing, unreadable, too deeply nested or
+// not valid JSON (with nlohmann's line/column position).
 nlohmann::json json_load(const std::filesystem::path& path);
 // Parses text; `what` names the source in errors. Nesting deeper than `max_depth` is refused before parsing.
 nlohmann::json json_parse(std::string_view text, const std::string& what, int max_depth = 256);

@@ -1,6 +1,6 @@
-// Read-only view of a whole file through mmap (copy-on-write private mapping: writing into a tensor that views
-// the file changes only this process's copy, never the file). Tensors over the mapping keep it alive through
-// the storage keepalive.
+// Read-only view of a whole file through mmap (copy-on-write private mapping: writing into a tensor that
+// views the file changes only this process's copy, never the file). Tensors over the mapping keep it alive
+// through the storage keepalive.
 #pragma once
 #include <cstddef>
 #include <cstdint>

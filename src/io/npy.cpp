@@ -15,7 +15,8 @@ namespace {
 
 constexpr char kMagic[] = "\x93NUMPY";
 constexpr size_t kMagicLen = 6;
-constexpr size_t kMaxHeader = size_t(1) << 20;  // numpy itself refuses headers over 10 KB unless told otherwise
+constexpr size_t kMaxHeader = size_t(1)
+                              << 20;  // numpy itself refuses headers over 10 KB unless told otherwise
 
 // A cursor over the header text: a Python dict literal such as
 // {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
@@ -150,15 +151,24 @@ DType npy_dtype(const std::string& descr, const std::string& what) {
 
 const char* npy_descr(DType t) {
   switch (t) {
-    case DType::F32: return "<f4";
-    case DType::F64: return "<f8";
-    case DType::F16: return "<f2";
-    case DType::I64: return "<i8";
-    case DType::I32: return "<i4";
-    case DType::U8: return "|u1";
-    case DType::I8: return "|i1";
-    case DType::Bool: return "|b1";
-    case DType::BF16: return "<f4";  // written as float32
+    case DType::F32:
+      return "<f4";
+    case DType::F64:
+      return "<f8";
+    case DType::F16:
+      return "<f2";
+    case DType::I64:
+      return "<i8";
+    case DType::I32:
+      return "<i4";
+    case DType::U8:
+      return "|u1";
+    case DType::I8:
+      return "|i1";
+    case DType::Bool:
+      return "|b1";
+    case DType::BF16:
+      return "<f4";  // written as float32
   }
   return "?";
 }

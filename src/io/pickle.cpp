@@ -15,8 +15,16 @@ constexpr size_t kMaxObjects = size_t(1) << 22;  // ~4M values: far above any re
 constexpr size_t kMaxMarks = size_t(1) << 20;
 
 enum class Call : uint8_t {
-  NotCallable, OrderedDict, RebuildTensorV2, RebuildTensor, RebuildParameter, RebuildParameterWithState,
-  RebuildFromTypeV2, CodecsEncode, TorchSize, TorchDevice
+  NotCallable,
+  OrderedDict,
+  RebuildTensorV2,
+  RebuildTensor,
+  RebuildParameter,
+  RebuildParameterWithState,
+  RebuildFromTypeV2,
+  CodecsEncode,
+  TorchSize,
+  TorchDevice
 };
 
 struct AllowedGlobal {
@@ -47,15 +55,24 @@ struct StorageType {
   DType dtype;
 };
 constexpr StorageType kStorages[] = {
-    {"torch.FloatStorage", true, DType::F32},     {"torch.HalfStorage", true, DType::F16},
-    {"torch.BFloat16Storage", true, DType::BF16}, {"torch.DoubleStorage", true, DType::F64},
-    {"torch.LongStorage", true, DType::I64},      {"torch.IntStorage", true, DType::I32},
-    {"torch.ByteStorage", true, DType::U8},       {"torch.CharStorage", true, DType::I8},
-    {"torch.BoolStorage", true, DType::Bool},     {"torch.UntypedStorage", true, DType::U8},
-    {"torch.ShortStorage", false, DType::F32},    {"torch.ComplexFloatStorage", false, DType::F32},
-    {"torch.ComplexDoubleStorage", false, DType::F32}, {"torch.QInt8Storage", false, DType::F32},
-    {"torch.QUInt8Storage", false, DType::F32},   {"torch.QInt32Storage", false, DType::F32},
-    {"torch.QUInt4x2Storage", false, DType::F32}, {"torch.QUInt2x4Storage", false, DType::F32},
+    {"torch.FloatStorage", true, DType::F32},
+    {"torch.HalfStorage", true, DType::F16},
+    {"torch.BFloat16Storage", true, DType::BF16},
+    {"torch.DoubleStorage", true, DType::F64},
+    {"torch.LongStorage", true, DType::I64},
+    {"torch.IntStorage", true, DType::I32},
+    {"torch.ByteStorage", true, DType::U8},
+    {"torch.CharStorage", true, DType::I8},
+    {"torch.BoolStorage", true, DType::Bool},
+    {"torch.UntypedStorage", true, DType::U8},
+    {"torch.ShortStorage", false, DType::F32},
+    {"torch.ComplexFloatStorage", false, DType::F32},
+    {"torch.ComplexDoubleStorage", false, DType::F32},
+    {"torch.QInt8Storage", false, DType::F32},
+    {"torch.QUInt8Storage", false, DType::F32},
+    {"torch.QInt32Storage", false, DType::F32},
+    {"torch.QUInt4x2Storage", false, DType::F32},
+    {"torch.QUInt2x4Storage", false, DType::F32},
 };
 
 // torch dtype objects (torch.float32, ...) may appear as plain references (e.g. in tensor metadata).
@@ -111,7 +128,9 @@ class Machine {
 
  private:
   // ---- errors and input ----
-  [[noreturn]] void bad(const std::string& why) const { fail(what_, ": malformed pickle: ", why, " (at byte ", pos_, ")"); }
+  [[noreturn]] void bad(const std::string& why) const {
+    fail(what_, ": malformed pickle: ", why, " (at byte ", pos_, ")");
+  }
   void need(size_t k) const {
     if (k > n_ - pos_) bad(cat("truncated data (needs ", k, " more bytes, ", n_ - pos_, " left)"));
   }
@@ -190,7 +209,8 @@ class Machine {
   }
   void memo_put(uint64_t key) {
     if (stack_.size() <= base()) bad("memo put with an empty stack");
-    if (memo_.size() >= kMaxObjects && !memo_.count(key)) bad(cat("more than ", kMaxObjects, " memo entries"));
+    if (memo_.size() >= kMaxObjects && !memo_.count(key))
+      bad(cat("more than ", kMaxObjects, " memo entries"));
     memo_[key] = stack_.back();
   }
   void memo_get(uint64_t key) {
@@ -243,12 +263,14 @@ class Machine {
   const PickleObject& arg(const std::vector<uint32_t>& args, size_t i, PickleKind k, const char* fn) {
     if (i >= args.size()) bad(cat(fn, ": missing argument ", i));
     const PickleObject& o = objs_[args[i]];
-    if (o.kind != k) bad(cat(fn, ": argument ", i, " is ", pickle_kind_name(o.kind), ", expected ", pickle_kind_name(k)));
+    if (o.kind != k)
+      bad(cat(fn, ": argument ", i, " is ", pickle_kind_name(o.kind), ", expected ", pickle_kind_name(k)));
     return o;
   }
   std::vector<int64_t> int_tuple(uint32_t id, const char* fn, const char* field) {
     const PickleObject& o = objs_[id];
-    if (o.kind != PickleKind::Tuple && o.kind != PickleKind::List) bad(cat(fn, ": ", field, " is not a tuple"));
+    if (o.kind != PickleKind::Tuple && o.kind != PickleKind::List)
+      bad(cat(fn, ": ", field, " is not a tuple"));
     if (o.items.size() > 32) bad(cat(fn, ": ", field, " has more than 32 dimensions"));
     std::vector<int64_t> v;
     for (uint32_t e : o.items) {
@@ -289,14 +311,18 @@ class Machine {
         add(PickleKind::Dict);
         return static_cast<uint32_t>(objs_.size() - 1);
       }
-      case Call::RebuildTensorV2: return rebuild_tensor(a, "_rebuild_tensor_v2");
-      case Call::RebuildTensor: return rebuild_tensor(a, "_rebuild_tensor");
+      case Call::RebuildTensorV2:
+        return rebuild_tensor(a, "_rebuild_tensor_v2");
+      case Call::RebuildTensor:
+        return rebuild_tensor(a, "_rebuild_tensor");
       case Call::RebuildParameter:
       case Call::RebuildParameterWithState: {
-        if (a.empty() || objs_[a[0]].kind != PickleKind::Tensor) bad("_rebuild_parameter: data is not a tensor");
+        if (a.empty() || objs_[a[0]].kind != PickleKind::Tensor)
+          bad("_rebuild_parameter: data is not a tensor");
         return a[0];
       }
-      case Call::RebuildFromTypeV2: {  // (func, new_type, args, state): func(*args); the type/state are dropped
+      case Call::RebuildFromTypeV2: {  // (func, new_type, args, state): func(*args); the type/state are
+                                       // dropped
         if (a.size() != 4) bad("_rebuild_from_type_v2: expected 4 arguments");
         if (objs_[a[2]].kind != PickleKind::Tuple) bad("_rebuild_from_type_v2: args is not a tuple");
         uint32_t r = call(a[0], a[2]);
@@ -340,15 +366,18 @@ class Machine {
         o.s = std::move(dev);
         return static_cast<uint32_t>(objs_.size() - 1);
       }
-      case Call::NotCallable: break;
+      case Call::NotCallable:
+        break;
     }
-    fail("refusing to load ", what_, ": pickle calls '", g.s, "', which is not an allowed state-dict function");
+    fail("refusing to load ", what_, ": pickle calls '", g.s,
+         "', which is not an allowed state-dict function");
   }
 
   // persistent_load(('storage', storage_type, key, location, numel))
   uint32_t persistent(uint32_t pid) {
     const PickleObject& t = objs_[pid];
-    if (t.kind != PickleKind::Tuple || t.items.size() != 5) bad("persistent id is not a 5-tuple ('storage', ...)");
+    if (t.kind != PickleKind::Tuple || t.items.size() != 5)
+      bad("persistent id is not a 5-tuple ('storage', ...)");
     const PickleObject& tag = objs_[t.items[0]];
     if (tag.kind != PickleKind::Str || tag.s != "storage") bad("persistent id does not start with 'storage'");
     const PickleObject& ty = objs_[t.items[1]];
@@ -361,7 +390,8 @@ class Machine {
     const PickleObject& loc = objs_[t.items[3]];
     if (loc.kind != PickleKind::Str) bad("persistent id: storage location is not a string");
     const PickleObject& numel = objs_[t.items[4]];
-    if (numel.kind != PickleKind::Int || numel.i < 0) bad("persistent id: storage size is not a non-negative integer");
+    if (numel.kind != PickleKind::Int || numel.i < 0)
+      bad("persistent id: storage size is not a non-negative integer");
     PickleObject o;
     o.kind = PickleKind::Storage;
     o.s = key.s;
@@ -390,7 +420,9 @@ class Machine {
         if (v > 5) bad(cat("unsupported pickle protocol ", int(v)));
         return;
       }
-      case 0x95: le(8); return;  // FRAME (length is informational)
+      case 0x95:
+        le(8);
+        return;  // FRAME (length is informational)
       case '(':
         if (marks_.size() >= kMaxMarks) bad("too many MARKs");
         marks_.push_back(stack_.size());
@@ -403,15 +435,33 @@ class Machine {
         }
         return;
       }
-      case '1': pop_mark(); return;  // POP_MARK
-      case '2': push(top()); return;  // DUP
-      case 'N': push(0); return;
-      case 0x89: push(1); return;  // NEWFALSE
-      case 0x88: push(2); return;  // NEWTRUE
-      case 'J': push_int(static_cast<int32_t>(static_cast<uint32_t>(le(4)))); return;  // BININT
-      case 'K': push_int(static_cast<int64_t>(le(1))); return;  // BININT1
-      case 'M': push_int(static_cast<int64_t>(le(2))); return;  // BININT2
-      case 0x8a: push_long(le(1)); return;  // LONG1
+      case '1':
+        pop_mark();
+        return;  // POP_MARK
+      case '2':
+        push(top());
+        return;  // DUP
+      case 'N':
+        push(0);
+        return;
+      case 0x89:
+        push(1);
+        return;  // NEWFALSE
+      case 0x88:
+        push(2);
+        return;  // NEWTRUE
+      case 'J':
+        push_int(static_cast<int32_t>(static_cast<uint32_t>(le(4))));
+        return;  // BININT
+      case 'K':
+        push_int(static_cast<int64_t>(le(1)));
+        return;  // BININT1
+      case 'M':
+        push_int(static_cast<int64_t>(le(2)));
+        return;  // BININT2
+      case 0x8a:
+        push_long(le(1));
+        return;     // LONG1
       case 0x8b: {  // LONG4
         int32_t k = static_cast<int32_t>(static_cast<uint32_t>(le(4)));
         if (k < 0) bad("negative LONG4 length");
@@ -425,7 +475,9 @@ class Machine {
         push_int(parse_decimal(s));
         return;
       }
-      case 'L': push_int(parse_decimal(line())); return;  // LONG (text)
+      case 'L':
+        push_int(parse_decimal(line()));
+        return;    // LONG (text)
       case 'G': {  // BINFLOAT, big-endian
         need(8);
         uint64_t v = 0;
@@ -444,21 +496,39 @@ class Machine {
         obj(id).f = v;
         return;
       }
-      case 'X': push_str(PickleKind::Str, bytes(le(4))); return;  // BINUNICODE
-      case 0x8c: push_str(PickleKind::Str, bytes(le(1))); return;  // SHORT_BINUNICODE
-      case 0x8d: push_str(PickleKind::Str, bytes(le(8))); return;  // BINUNICODE8
-      case 'V': push_str(PickleKind::Str, line()); return;  // UNICODE (raw-unicode-escape; ASCII taken as is)
-      case 'B': push_str(PickleKind::Bytes, bytes(le(4))); return;  // BINBYTES
-      case 'C': push_str(PickleKind::Bytes, bytes(le(1))); return;  // SHORT_BINBYTES
-      case 0x8e: push_str(PickleKind::Bytes, bytes(le(8))); return;  // BINBYTES8
-      case 0x96: push_str(PickleKind::Bytes, bytes(le(8))); return;  // BYTEARRAY8
+      case 'X':
+        push_str(PickleKind::Str, bytes(le(4)));
+        return;  // BINUNICODE
+      case 0x8c:
+        push_str(PickleKind::Str, bytes(le(1)));
+        return;  // SHORT_BINUNICODE
+      case 0x8d:
+        push_str(PickleKind::Str, bytes(le(8)));
+        return;  // BINUNICODE8
+      case 'V':
+        push_str(PickleKind::Str, line());
+        return;  // UNICODE (raw-unicode-escape; ASCII taken as is)
+      case 'B':
+        push_str(PickleKind::Bytes, bytes(le(4)));
+        return;  // BINBYTES
+      case 'C':
+        push_str(PickleKind::Bytes, bytes(le(1)));
+        return;  // SHORT_BINBYTES
+      case 0x8e:
+        push_str(PickleKind::Bytes, bytes(le(8)));
+        return;  // BINBYTES8
+      case 0x96:
+        push_str(PickleKind::Bytes, bytes(le(8)));
+        return;    // BYTEARRAY8
       case 'T': {  // BINSTRING (Python 2 str)
         int32_t k = static_cast<int32_t>(static_cast<uint32_t>(le(4)));
         if (k < 0) bad("negative BINSTRING length");
         push_str(PickleKind::Str, bytes(static_cast<uint64_t>(k)));
         return;
       }
-      case 'U': push_str(PickleKind::Str, bytes(le(1))); return;  // SHORT_BINSTRING
+      case 'U':
+        push_str(PickleKind::Str, bytes(le(1)));
+        return;    // SHORT_BINSTRING
       case 'S': {  // STRING (quoted text, no escapes supported)
         std::string_view s = line();
         if (s.size() < 2 || (s[0] != '\'' && s[0] != '"') || s.back() != s[0]) bad("bad STRING");
@@ -467,7 +537,9 @@ class Machine {
         push_str(PickleKind::Str, s);
         return;
       }
-      case ')': push_new(PickleKind::Tuple); return;  // EMPTY_TUPLE
+      case ')':
+        push_new(PickleKind::Tuple);
+        return;  // EMPTY_TUPLE
       case 0x85:
       case 0x86:
       case 0x87: {  // TUPLE1..3
@@ -484,8 +556,12 @@ class Machine {
         obj(id).items = std::move(items);
         return;
       }
-      case ']': push_new(PickleKind::List); return;  // EMPTY_LIST
-      case 0x8f: push_new(PickleKind::List); return;  // EMPTY_SET (kept as a list)
+      case ']':
+        push_new(PickleKind::List);
+        return;  // EMPTY_LIST
+      case 0x8f:
+        push_new(PickleKind::List);
+        return;  // EMPTY_SET (kept as a list)
       case 'l':
       case 0x91: {  // LIST, FROZENSET
         std::vector<uint32_t> items = pop_mark();
@@ -493,7 +569,9 @@ class Machine {
         obj(id).items = std::move(items);
         return;
       }
-      case '}': push_new(PickleKind::Dict); return;  // EMPTY_DICT
+      case '}':
+        push_new(PickleKind::Dict);
+        return;    // EMPTY_DICT
       case 'd': {  // DICT
         std::vector<uint32_t> items = pop_mark();
         if (items.size() % 2) bad("DICT with an odd number of items");
@@ -523,13 +601,27 @@ class Machine {
         add_items(top(), items, true);
         return;
       }
-      case 'q': memo_put(le(1)); return;  // BINPUT
-      case 'r': memo_put(le(4)); return;  // LONG_BINPUT
-      case 'p': memo_put(static_cast<uint64_t>(parse_decimal(line()))); return;  // PUT
-      case 0x94: memo_put(memo_.size()); return;  // MEMOIZE
-      case 'h': memo_get(le(1)); return;  // BINGET
-      case 'j': memo_get(le(4)); return;  // LONG_BINGET
-      case 'g': memo_get(static_cast<uint64_t>(parse_decimal(line()))); return;  // GET
+      case 'q':
+        memo_put(le(1));
+        return;  // BINPUT
+      case 'r':
+        memo_put(le(4));
+        return;  // LONG_BINPUT
+      case 'p':
+        memo_put(static_cast<uint64_t>(parse_decimal(line())));
+        return;  // PUT
+      case 0x94:
+        memo_put(memo_.size());
+        return;  // MEMOIZE
+      case 'h':
+        memo_get(le(1));
+        return;  // BINGET
+      case 'j':
+        memo_get(le(4));
+        return;  // LONG_BINGET
+      case 'g':
+        memo_get(static_cast<uint64_t>(parse_decimal(line())));
+        return;    // GET
       case 'c': {  // GLOBAL
         std::string module(line());
         std::string name(line());
@@ -565,23 +657,28 @@ class Machine {
         push_new(PickleKind::Dict);
         return;
       }
-      case 'b': {  // BUILD: the state is dropped (OrderedDict._metadata, tensor attributes); nothing is called
+      case 'b': {  // BUILD: the state is dropped (OrderedDict._metadata, tensor attributes); nothing is
+                   // called
         pop();
         top();
         return;
       }
-      case 'P': bad("text persistent ids (PERSID) are not used by PyTorch and not supported");
+      case 'P':
+        bad("text persistent ids (PERSID) are not used by PyTorch and not supported");
       case 'i':
       case 'o':
       case 0x92:
-        fail("refusing to load ", what_, ": pickle opcode 0x", "0123456789abcdef"[op >> 4], "0123456789abcdef"[op & 15],
-             " (INST/OBJ/NEWOBJ_EX) instantiates classes and is not allowed");
+        fail("refusing to load ", what_, ": pickle opcode 0x", "0123456789abcdef"[op >> 4],
+             "0123456789abcdef"[op & 15], " (INST/OBJ/NEWOBJ_EX) instantiates classes and is not allowed");
       case 0x82:
       case 0x83:
-      case 0x84: bad("extension registry opcodes (EXT1/2/4) are not supported");
+      case 0x84:
+        bad("extension registry opcodes (EXT1/2/4) are not supported");
       case 0x97:
-      case 0x98: bad("out-of-band buffers are not supported");
-      default: break;
+      case 0x98:
+        bad("out-of-band buffers are not supported");
+      default:
+        break;
     }
     pos_ = op_pos;
     bad(cat("unknown opcode 0x", "0123456789abcdef"[op >> 4], "0123456789abcdef"[op & 15]));
@@ -601,18 +698,30 @@ class Machine {
 
 const char* pickle_kind_name(PickleKind k) {
   switch (k) {
-    case PickleKind::None: return "None";
-    case PickleKind::Bool: return "bool";
-    case PickleKind::Int: return "int";
-    case PickleKind::Float: return "float";
-    case PickleKind::Str: return "str";
-    case PickleKind::Bytes: return "bytes";
-    case PickleKind::Tuple: return "tuple";
-    case PickleKind::List: return "list";
-    case PickleKind::Dict: return "dict";
-    case PickleKind::Global: return "global";
-    case PickleKind::Storage: return "storage";
-    case PickleKind::Tensor: return "tensor";
+    case PickleKind::None:
+      return "None";
+    case PickleKind::Bool:
+      return "bool";
+    case PickleKind::Int:
+      return "int";
+    case PickleKind::Float:
+      return "float";
+    case PickleKind::Str:
+      return "str";
+    case PickleKind::Bytes:
+      return "bytes";
+    case PickleKind::Tuple:
+      return "tuple";
+    case PickleKind::List:
+      return "list";
+    case PickleKind::Dict:
+      return "dict";
+    case PickleKind::Global:
+      return "global";
+    case PickleKind::Storage:
+      return "storage";
+    case PickleKind::Tensor:
+      return "tensor";
   }
   return "?";
 }

@@ -14,7 +14,20 @@
 
 namespace a2f {
 
-enum class PickleKind : uint8_t { None, Bool, Int, Float, Str, Bytes, Tuple, List, Dict, Global, Storage, Tensor };
+enum class PickleKind : uint8_t {
+  None,
+  Bool,
+  Int,
+  Float,
+  Str,
+  Bytes,
+  Tuple,
+  List,
+  Dict,
+  Global,
+  Storage,
+  Tensor
+};
 const char* pickle_kind_name(PickleKind k);
 
 struct PickleObject {
@@ -22,11 +35,11 @@ struct PickleObject {
   bool b = false;
   int64_t i = 0;  // Int; Storage: numel (elements); Tensor: storage offset (elements)
   double f = 0;
-  std::string s;  // Str / Bytes; Global: "module.name"; Storage: key (the archive's data/<key>)
+  std::string s;                // Str / Bytes; Global: "module.name"; Storage: key (the archive's data/<key>)
   std::vector<uint32_t> items;  // Tuple / List: elements; Dict: key0, value0, key1, value1, ...
-  DType dtype = DType::F32;  // Storage, Tensor
-  uint32_t storage = 0;  // Tensor: index of its Storage object
-  Shape shape;  // Tensor: size
+  DType dtype = DType::F32;     // Storage, Tensor
+  uint32_t storage = 0;         // Tensor: index of its Storage object
+  Shape shape;                  // Tensor: size
   std::vector<int64_t> stride;  // Tensor: strides (elements)
 };
 

@@ -18,8 +18,9 @@ constexpr uint64_t kMaxHeader = 100'000'000;  // the reference implementation's 
 
 bool dtype_from_name(const std::string& s, DType& out) {
   static const std::pair<const char*, DType> table[] = {
-      {"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16}, {"F64", DType::F64}, {"I64", DType::I64},
-      {"I32", DType::I32}, {"U8", DType::U8},   {"I8", DType::I8},     {"BOOL", DType::Bool}};
+      {"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16},
+      {"F64", DType::F64}, {"I64", DType::I64}, {"I32", DType::I32},
+      {"U8", DType::U8},   {"I8", DType::I8},   {"BOOL", DType::Bool}};
   for (const auto& [name, t] : table) {
     if (s == name) {
       out = t;
@@ -46,7 +47,8 @@ SafetensorsEntry parse_entry(const std::string& name, const nlohmann::json& v, u
   A2F_CHECK(sh != v.end() && sh->is_array(), where, ": missing or non-array 'shape'");
   A2F_CHECK(sh->size() <= 32, where, ": shape has ", sh->size(), " dimensions (at most 32 supported)");
   for (const auto& d : *sh) {
-    A2F_CHECK(d.is_number_unsigned() || (d.is_number_integer() && d.get<int64_t>() >= 0), where, ": shape entries must be non-negative integers, found ", d.dump());
+    A2F_CHECK(d.is_number_unsigned() || (d.is_number_integer() && d.get<int64_t>() >= 0), where,
+              ": shape entries must be non-negative integers, found ", d.dump());
     uint64_t u = d.get<uint64_t>();
     A2F_CHECK(u <= static_cast<uint64_t>(INT64_MAX), where, ": dimension ", u, " too large");
     e.shape.push_back(static_cast<int64_t>(u));
@@ -84,22 +86,32 @@ SafetensorsEntry parse_entry(const std::string& name, const nlohmann::json& v, u
 
 const char* safetensors_dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
-    case DType::F64: return "F64";
-    case DType::I64: return "I64";
-    case DType::I32: return "I32";
-    case DType::U8: return "U8";
-    case DType::I8: return "I8";
-    case DType::Bool: return "BOOL";
+    case DType::F32:
+      return "F32";
+    case DType::F16:
+      return "F16";
+    case DType::BF16:
+      return "BF16";
+    case DType::F64:
+      return "F64";
+    case DType::I64:
+      return "I64";
+    case DType::I32:
+      return "I32";
+    case DType::U8:
+      return "U8";
+    case DType::I8:
+      return "I8";
+    case DType::Bool:
+      return "BOOL";
   }
   return "?";
 }
 
 SafetensorsHeader safetensors_parse_header(const void* data, size_t size, const std::string& what) {
   const auto* p = static_cast<const uint8_t*>(data);
-  A2F_CHECK(size >= 8, what, ": not a safetensors file (", size, " bytes, shorter than the 8-byte header length)");
+  A2F_CHECK(size >= 8, what, ": not a safetensors file (", size,
+            " bytes, shorter than the 8-byte header length)");
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | p[i];
   A2F_CHECK(n <= kMaxHeader, what, ": safetensors header length ", n, " is larger than the 100 MB limit");
@@ -171,7 +183,9 @@ SafetensorsFile safetensors_open(const std::filesystem::path& path) {
   return safetensors_parse(file->storage(), cat("'", path.string(), "'"));
 }
 
-StateDict load_safetensors(const std::filesystem::path& path) { return safetensors_open(path).tensors; }
+StateDict load_safetensors(const std::filesystem::path& path) {
+  return safetensors_open(path).tensors;
+}
 
 void safetensors_write(const std::filesystem::path& path, const StateDict& tensors,
                        const std::map<std::string, std::string>& metadata) {
@@ -180,8 +194,8 @@ void safetensors_write(const std::filesystem::path& path, const StateDict& tenso
   std::vector<Tensor> data;
   uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
-    A2F_CHECK(t.defined() && t.device() == Device::CPU, "safetensors_write '", path.string(), "': tensor '", name,
-              "' is not a defined host tensor");
+    A2F_CHECK(t.defined() && t.device() == Device::CPU, "safetensors_write '", path.string(), "': tensor '",
+              name, "' is not a defined host tensor");
     Tensor c = t.contiguous();
     header[name] = {{"dtype", safetensors_dtype_name(c.dtype())},
                     {"shape", c.shape()},

@@ -1,6 +1,7 @@
 // safetensors (https://github.com/huggingface/safetensors): 8-byte little-endian header length, a JSON header
-// {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}}, then the raw data. Read through
-// mmap; tensors are zero-copy views of the mapping (copied only when a tensor's data is misaligned for its type).
+// {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}}, then the raw data. Read
+// through mmap; tensors are zero-copy views of the mapping (copied only when a tensor's data is misaligned
+// for its type).
 #pragma once
 #include <cstdint>
 #include <filesystem>

@@ -15,14 +15,23 @@ namespace {
 constexpr int kMaxDepth = 64;
 constexpr size_t kMaxName = 4096;
 
-bool mul_ok(int64_t a, int64_t b, int64_t& out) { return !__builtin_mul_overflow(a, b, &out); }
-bool add_ok(int64_t a, int64_t b, int64_t& out) { return !__builtin_add_overflow(a, b, &out); }
+bool mul_ok(int64_t a, int64_t b, int64_t& out) {
+  return !__builtin_mul_overflow(a, b, &out);
+}
+bool add_ok(int64_t a, int64_t b, int64_t& out) {
+  return !__builtin_add_overflow(a, b, &out);
+}
 
 class Resolver {
  public:
   Resolver(const PickleData& pk, const ZipArchive& zip, const std::shared_ptr<Storage>& buffer,
            const std::string& prefix, const std::string& what)
-      : pk_(pk), zip_(zip), buffer_(buffer), prefix_(prefix), what_(what), on_path_(pk.objects.size(), false) {
+      : pk_(pk),
+        zip_(zip),
+        buffer_(buffer),
+        prefix_(prefix),
+        what_(what),
+        on_path_(pk.objects.size(), false) {
     visit_budget_ = pk.objects.size() * 2 + 16;
   }
 
@@ -33,7 +42,8 @@ class Resolver {
     if (r.kind == PickleKind::Dict) {
       for (size_t i = 0; i + 1 < r.items.size(); i += 2) {
         const PickleObject& k = pk_.at(r.items[i]);
-        if (k.kind == PickleKind::Str && k.s == "state_dict" && pk_.at(r.items[i + 1]).kind == PickleKind::Dict) {
+        if (k.kind == PickleKind::Str && k.s == "state_dict" &&
+            pk_.at(r.items[i + 1]).kind == PickleKind::Dict) {
           root = r.items[i + 1];
         }
       }
@@ -62,8 +72,11 @@ class Resolver {
       }
       case PickleKind::Dict:
       case PickleKind::List:
-      case PickleKind::Tuple: break;
-      default: ++skipped_; return;
+      case PickleKind::Tuple:
+        break;
+      default:
+        ++skipped_;
+        return;
     }
     A2F_CHECK(!on_path_[id], what_, ": checkpoint contains a reference cycle at '", name, "'");
     on_path_[id] = true;
@@ -97,7 +110,8 @@ class Resolver {
   }
 
   std::string join(const std::string& a, const std::string& b) const {
-    A2F_CHECK(a.size() + b.size() + 1 <= kMaxName, what_, ": tensor name longer than ", kMaxName, " characters");
+    A2F_CHECK(a.size() + b.size() + 1 <= kMaxName, what_, ": tensor name longer than ", kMaxName,
+              " characters");
     return a.empty() ? b : a + "." + b;
   }
 
@@ -113,8 +127,8 @@ class Resolver {
     const int64_t es = static_cast<int64_t>(dtype_size(t.dtype));
     int64_t storage_bytes = 0;
     A2F_CHECK(mul_ok(st.i, es, storage_bytes) && static_cast<uint64_t>(storage_bytes) <= e->size, where,
-              ": storage '", entry_name, "' declares ", st.i, " elements of ", dtype_name(t.dtype), " but holds ",
-              e->size, " bytes");
+              ": storage '", entry_name, "' declares ", st.i, " elements of ", dtype_name(t.dtype),
+              " but holds ", e->size, " bytes");
     // The view must lie inside the storage: offset + sum((size_i - 1) * stride_i) < numel.
     A2F_CHECK(t.i >= 0 && t.i <= st.i, where, ": storage offset ", t.i, " outside its storage of ", st.i,
               " elements");
@@ -130,8 +144,8 @@ class Resolver {
         A2F_CHECK(mul_ok(t.shape[d] - 1, t.stride[d], span) && add_ok(last, span, last), where,
                   ": size/stride overflow");
       }
-      A2F_CHECK(last < st.i, where, ": view (offset ", t.i, ", size ", shape_str(t.shape), ", stride ", t.stride,
-                ") runs past its storage of ", st.i, " elements");
+      A2F_CHECK(last < st.i, where, ": view (offset ", t.i, ", size ", shape_str(t.shape), ", stride ",
+                t.stride, ") runs past its storage of ", st.i, " elements");
     }
     const uint8_t* base = zip_.entry_data(*e);
     const auto* buf0 = static_cast<const uint8_t*>(buffer_->data());
@@ -188,7 +202,8 @@ class Resolver {
 
 bool torch_legacy_magic(const void* data, size_t size) {
   // pickle of the int 0x1950a86a20f9469cfc6c: PROTO 2, LONG1 10 bytes.
-  static const uint8_t magic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
+  static const uint8_t magic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c,
+                                  0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
   return size >= sizeof(magic) && std::memcmp(data, magic, sizeof(magic)) == 0;
 }
 
@@ -197,8 +212,9 @@ StateDict torch_checkpoint_parse(const std::shared_ptr<Storage>& buffer, const s
   const auto* data = static_cast<const uint8_t*>(buffer->data());
   const size_t size = buffer->bytes();
   if (torch_legacy_magic(data, size)) {
-    fail(what, ": legacy (torch < 1.6, non-zip) checkpoint format is not supported; re-save it with a newer "
-               "torch.save (the default zip format)");
+    fail(what,
+         ": legacy (torch < 1.6, non-zip) checkpoint format is not supported; re-save it with a newer "
+         "torch.save (the default zip format)");
   }
   ZipArchive zip = ZipArchive::parse(data, size, what);
   A2F_CHECK(!zip.entries().empty(), what, ": empty zip archive (not a PyTorch checkpoint)");

@@ -1,8 +1,9 @@
-// PyTorch checkpoints in torch.save's zip format (pytorch_model.bin, .pt, .ckpt): <archive>/data.pkl (a pickle
-// read by the safe unpickler in io/pickle.h), <archive>/data/<key> (raw little-endian storages, 64-byte aligned),
-// <archive>/version, optionally <archive>/byteorder. Tensors are zero-copy views of the mmap when contiguous and
-// aligned; non-contiguous ones become contiguous copies. Nested dicts are flattened with '.'-joined keys, except
-// that a top-level {"state_dict": {...}} wrapper is unwrapped (its inner keys are the names).
+// PyTorch checkpoints in torch.save's zip format (pytorch_model.bin, .pt, .ckpt): <archive>/data.pkl (a
+// pickle read by the safe unpickler in io/pickle.h), <archive>/data/<key> (raw little-endian storages,
+// 64-byte aligned), <archive>/version, optionally <archive>/byteorder. Tensors are zero-copy views of the
+// mmap when contiguous and aligned; non-contiguous ones become contiguous copies. Nested dicts are flattened
+// with '.'-joined keys, except that a top-level {"state_dict": {...}} wrapper is unwrapped (its inner keys
+// are the names).
 #pragma once
 #include <filesystem>
 #include <memory>

@@ -23,11 +23,16 @@ FileFormat detect_file_format(const void* data, size_t size) {
 
 const char* file_format_name(FileFormat f) {
   switch (f) {
-    case FileFormat::Safetensors: return "safetensors";
-    case FileFormat::TorchZip: return "pytorch-zip";
-    case FileFormat::TorchLegacy: return "pytorch-legacy";
-    case FileFormat::Npy: return "npy";
-    case FileFormat::Unknown: break;
+    case FileFormat::Safetensors:
+      return "safetensors";
+    case FileFormat::TorchZip:
+      return "pytorch-zip";
+    case FileFormat::TorchLegacy:
+      return "pytorch-legacy";
+    case FileFormat::Npy:
+      return "npy";
+    case FileFormat::Unknown:
+      break;
   }
   return "unknown";
 }
@@ -36,12 +41,15 @@ StateDict load_state_dict(const std::filesystem::path& path) {
   auto file = MappedFile::open(path);
   const std::string what = cat("'", path.string(), "'");
   switch (detect_file_format(file->data(), file->size())) {
-    case FileFormat::Safetensors: return safetensors_parse(file->storage(), what).tensors;
+    case FileFormat::Safetensors:
+      return safetensors_parse(file->storage(), what).tensors;
     case FileFormat::TorchZip:
-    case FileFormat::TorchLegacy: return torch_checkpoint_parse(file->storage(), what);
+    case FileFormat::TorchLegacy:
+      return torch_checkpoint_parse(file->storage(), what);
     case FileFormat::Npy:
       fail(what, ": is a .npy array, not a weight file");
-    case FileFormat::Unknown: break;
+    case FileFormat::Unknown:
+      break;
   }
   fail(what, ": unknown weight file format (expected safetensors or a PyTorch zip checkpoint; ", file->size(),
        " bytes)");

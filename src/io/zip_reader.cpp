@@ -16,12 +16,19 @@ constexpr uint32_t kEocd64Sig = 0x06064b50;
 constexpr uint32_t kLocator64Sig = 0x07064b50;
 constexpr size_t kEocdSize = 22, kLocatorSize = 20, kEocd64Size = 56, kCentralSize = 46, kLocalSize = 30;
 
-uint16_t rd16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
-uint32_t rd32(const uint8_t* p) { return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24; }
-uint64_t rd64(const uint8_t* p) { return uint64_t(rd32(p)) | uint64_t(rd32(p + 4)) << 32; }
+uint16_t rd16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] | p[1] << 8);
+}
+uint32_t rd32(const uint8_t* p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
+uint64_t rd64(const uint8_t* p) {
+  return uint64_t(rd32(p)) | uint64_t(rd32(p + 4)) << 32;
+}
 
 // Reads the ZIP64 extended-information extra field (id 1) of a central directory entry: it holds, in this
-// order, only those of (size, compressed size, local header offset, disk) whose 32/16-bit fields are saturated.
+// order, only those of (size, compressed size, local header offset, disk) whose 32/16-bit fields are
+// saturated.
 void read_zip64_extra(const uint8_t* extra, size_t len, uint64_t& usize, uint64_t& csize, uint64_t& local_off,
                       uint32_t& disk, const std::string& where) {
   const bool need_u = usize == 0xffffffffu, need_c = csize == 0xffffffffu, need_o = local_off == 0xffffffffu,
@@ -108,11 +115,12 @@ ZipArchive ZipArchive::parse(const void* data, size_t size, const std::string& w
   } else {
     A2F_CHECK(!zip64, what, ": ZIP64 archive without a ZIP64 end-of-central-directory locator");
   }
-  A2F_CHECK(disk == 0 && cd_disk == 0 && n_disk == n_total, what, ": multi-disk zip archives are not supported");
+  A2F_CHECK(disk == 0 && cd_disk == 0 && n_disk == n_total, what,
+            ": multi-disk zip archives are not supported");
   A2F_CHECK(cd_off <= cd_limit && cd_size <= cd_limit - cd_off, what, ": central directory (offset ", cd_off,
             ", ", cd_size, " bytes) lies outside the file");
-  A2F_CHECK(n_total <= cd_size / kCentralSize, what, ": central directory of ", cd_size, " bytes cannot hold ",
-            n_total, " entries");
+  A2F_CHECK(n_total <= cd_size / kCentralSize, what, ": central directory of ", cd_size,
+            " bytes cannot hold ", n_total, " entries");
 
   ZipArchive z;
   z.base_ = p;
@@ -143,8 +151,8 @@ ZipArchive ZipArchive::parse(const void* data, size_t size, const std::string& w
     A2F_CHECK(!ent.name.empty() && ent.name.find('\0') == std::string::npos, where, ": bad entry name");
 
     // Local header: same name; its sizes agree unless deferred to a data descriptor (flag bit 3).
-    A2F_CHECK(local_off <= cd_off && cd_off - local_off >= kLocalSize, where, ": local header offset ", local_off,
-              " lies outside the file data");
+    A2F_CHECK(local_off <= cd_off && cd_off - local_off >= kLocalSize, where, ": local header offset ",
+              local_off, " lies outside the file data");
     const uint8_t* l = p + local_off;
     A2F_CHECK(rd32(l) == kLocalSig, where, ": bad local header signature at offset ", local_off);
     const uint16_t lname = rd16(l + 26), lextra = rd16(l + 28);
@@ -162,7 +170,8 @@ ZipArchive ZipArchive::parse(const void* data, size_t size, const std::string& w
               ") runs past the end of the file data");
     ent.data_offset = data_off;
     ent.size = usize;
-    A2F_CHECK(z.index_.emplace(ent.name, z.entries_.size()).second, what, ": duplicate zip entry '", ent.name, "'");
+    A2F_CHECK(z.index_.emplace(ent.name, z.entries_.size()).second, what, ": duplicate zip entry '", ent.name,
+              "'");
     z.entries_.push_back(std::move(ent));
     pos += rec;
   }

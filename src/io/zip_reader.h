@@ -1,7 +1,7 @@
-// A minimal, strictly validated ZIP reader for PyTorch checkpoints (torch.save's zip format, written by miniz):
-// central directory (with ZIP64 records), local headers, STORED entries only. Entries are byte ranges of the
-// caller's buffer (an mmap), so tensor data is never copied. Compressed, encrypted, multi-disk or inconsistent
-// archives are refused with an a2f::Error naming the archive and the entry.
+// A minimal, strictly validated ZIP reader for PyTorch checkpoints (torch.save's zip format, written by
+// miniz): central directory (with ZIP64 records), local headers, STORED entries only. Entries are byte ranges
+// of the caller's buffer (an mmap), so tensor data is never copied. Compressed, encrypted, multi-disk or
+// inconsistent archives are refused with an a2f::Error naming the archive and the entry.
 #pragma once
 #include <cstdint>
 #include <string>

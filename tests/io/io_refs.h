@@ -1,5 +1,5 @@
-// Shared by the io tests: tests/fixtures/io/refs.json (written by scripts/gen_io_refs.py from torch.load and an
-// independent Python safetensors/numpy reader) and checks of a loaded tensor against one of its entries.
+// Shared by the io tests: tests/fixtures/io/refs.json (written by scripts/gen_io_refs.py from torch.load and
+// an independent Python safetensors/numpy reader) and checks of a loaded tensor against one of its entries.
 #pragma once
 #include <gtest/gtest.h>
 
@@ -35,15 +35,24 @@ inline DType ref_dtype(const std::string& s) {
 inline double elem_at(const Tensor& c, int64_t k) {
   const char* p = static_cast<const char*>(c.raw_data());
   switch (c.dtype()) {
-    case DType::F32: return reinterpret_cast<const float*>(p)[k];
-    case DType::F64: return reinterpret_cast<const double*>(p)[k];
-    case DType::F16: return f16_to_f32(reinterpret_cast<const uint16_t*>(p)[k]);
-    case DType::BF16: return bf16_to_f32(reinterpret_cast<const uint16_t*>(p)[k]);
-    case DType::I64: return static_cast<double>(reinterpret_cast<const int64_t*>(p)[k]);
-    case DType::I32: return reinterpret_cast<const int32_t*>(p)[k];
-    case DType::U8: return reinterpret_cast<const uint8_t*>(p)[k];
-    case DType::I8: return reinterpret_cast<const int8_t*>(p)[k];
-    case DType::Bool: return reinterpret_cast<const uint8_t*>(p)[k];
+    case DType::F32:
+      return reinterpret_cast<const float*>(p)[k];
+    case DType::F64:
+      return reinterpret_cast<const double*>(p)[k];
+    case DType::F16:
+      return f16_to_f32(reinterpret_cast<const uint16_t*>(p)[k]);
+    case DType::BF16:
+      return bf16_to_f32(reinterpret_cast<const uint16_t*>(p)[k]);
+    case DType::I64:
+      return static_cast<double>(reinterpret_cast<const int64_t*>(p)[k]);
+    case DType::I32:
+      return reinterpret_cast<const int32_t*>(p)[k];
+    case DType::U8:
+      return reinterpret_cast<const uint8_t*>(p)[k];
+    case DType::I8:
+      return reinterpret_cast<const int8_t*>(p)[k];
+    case DType::Bool:
+      return reinterpret_cast<const uint8_t*>(p)[k];
   }
   return 0;
 }
@@ -55,8 +64,8 @@ inline std::vector<double> all_values(const Tensor& t) {
   return v;
 }
 
-// Checks dtype, shape and values: all values when the entry has "values", else the first values, the last value
-// and the float64 sum (summation order differs from numpy's: relative 1e-9).
+// Checks dtype, shape and values: all values when the entry has "values", else the first values, the last
+// value and the float64 sum (summation order differs from numpy's: relative 1e-9).
 inline void expect_matches(const Tensor& t, const nlohmann::json& ref) {
   const std::string name = ref.at("name").get<std::string>();
   SCOPED_TRACE(name);

@@ -1,5 +1,6 @@
-// Malicious and malformed files (tests/fixtures/io/bad, written by scripts/gen_io_refs.py): each must be refused
-// with an a2f::Error whose message names the file and the problem — never a crash, never code execution.
+// Malicious and malformed files (tests/fixtures/io/bad, written by scripts/gen_io_refs.py): each must be
+// refused with an a2f::Error whose message names the file and the problem — never a crash, never code
+// execution.
 #include <gtest/gtest.h>
 
 #include "io/mapped_file.h"
@@ -95,18 +96,30 @@ TEST(BadFiles, HandWrittenPickles) {
     return error_of([&] { pickle_parse(p.data(), p.size(), "'t.pkl'"); });
   };
   EXPECT_NE(run("\x80\x02"sv).find("truncated"), std::string::npos);
-  EXPECT_NE(run("\x80\x02" "0."sv).find("no MARK"), std::string::npos);
-  EXPECT_NE(run("\x80\x02" "a."sv).find("stack underflow"), std::string::npos);
+  EXPECT_NE(run("\x80\x02"
+                "0."sv)
+                .find("no MARK"),
+            std::string::npos);
+  EXPECT_NE(run("\x80\x02"
+                "a."sv)
+                .find("stack underflow"),
+            std::string::npos);
   EXPECT_NE(run("\x80\x02h\x05."sv).find("memo key 5 not found"), std::string::npos);
   EXPECT_NE(run("\x80\x02X\xff\xff\xff\x7f"sv).find("runs past the end"), std::string::npos);
   EXPECT_NE(run("\x80\x02\xff"sv).find("unknown opcode 0xff"), std::string::npos);
   EXPECT_NE(run("cos\nsystem\n"sv).find("'os.system'"), std::string::npos);
   EXPECT_NE(run("c__builtin__\nexec\n"sv).find("'__builtin__.exec'"), std::string::npos);
-  EXPECT_NE(run("\x80\x02]q\x00h\x00" "a."sv).find("(no error)"), std::string::npos);  // l.append(l): a cycle, fine
+  EXPECT_NE(run("\x80\x02]q\x00h\x00"
+                "a."sv)
+                .find("(no error)"),
+            std::string::npos);  // l.append(l): a cycle, fine
   std::string m = run("ccollections\nOrderedDict\n(X\x01\x00\x00\x00xtR."sv);
   EXPECT_NE(m.find("called with arguments"), std::string::npos) << m;
   EXPECT_NE(run("ctorch\nFloatStorage\n)R."sv).find("not an allowed state-dict function"), std::string::npos);
-  EXPECT_NE(run("\x80\x02" "ctorch\nTensor\n)\x81."sv).find("instantiates 'torch.Tensor'"), std::string::npos);
+  EXPECT_NE(run("\x80\x02"
+                "ctorch\nTensor\n)\x81."sv)
+                .find("instantiates 'torch.Tensor'"),
+            std::string::npos);
   EXPECT_NE(run("\x80\x02\x8a\x09\x01\x02\x03\x04\x05\x06\x07\x08\x09."sv).find("wider than 64 bits"),
             std::string::npos);
   // A pickle that is fine but holds no tensors gives an empty state dict (LONG1 -1, then stop).
@@ -117,10 +130,13 @@ TEST(BadFiles, HandWrittenPickles) {
 }
 
 TEST(BadFiles, ReferenceCycleInCheckpointIsAnError) {
-  // A zip checkpoint whose data.pkl is a dict containing itself: the flattening must stop, not recurse forever.
-  // Built by replacing data.pkl of a real archive is not possible without rewriting offsets, so drive the
-  // unpickler and zip reader on an archive made here.
-  const std::string pkl = std::string("\x80\x02}q\x00X\x01\x00\x00\x00" "ah\x00s.", 15);
+  // A zip checkpoint whose data.pkl is a dict containing itself: the flattening must stop, not recurse
+  // forever. Built by replacing data.pkl of a real archive is not possible without rewriting offsets, so
+  // drive the unpickler and zip reader on an archive made here.
+  const std::string pkl = std::string(
+      "\x80\x02}q\x00X\x01\x00\x00\x00"
+      "ah\x00s.",
+      15);
   // Minimal stored zip with "a/data.pkl".
   auto le16 = [](std::string& s, uint16_t v) { s.push_back(char(v & 0xff)), s.push_back(char(v >> 8)); };
   auto le32 = [&](std::string& s, uint32_t v) { le16(s, uint16_t(v & 0xffff)), le16(s, uint16_t(v >> 16)); };
@@ -135,7 +151,8 @@ TEST(BadFiles, ReferenceCycleInCheckpointIsAnError) {
   le16(z, 0), le16(z, 0), le16(z, 0), le16(z, 0), le32(z, 0), le32(z, 0);
   z += name;
   const uint32_t cd_size = uint32_t(z.size()) - cd;
-  le32(z, 0x06054b50), le16(z, 0), le16(z, 0), le16(z, 1), le16(z, 1), le32(z, cd_size), le32(z, cd), le16(z, 0);
+  le32(z, 0x06054b50), le16(z, 0), le16(z, 0), le16(z, 1), le16(z, 1), le32(z, cd_size), le32(z, cd),
+      le16(z, 0);
   auto buf = storage_alloc_host(z.size());
   std::memcpy(buf->data(), z.data(), z.size());
   ZipArchive zip = ZipArchive::parse(buf->data(), z.size(), "'cycle.pt'");

@@ -92,7 +92,8 @@ void expect_features(const StateDict& sd, const nlohmann::json& refs) {
 TEST(Weights, TorchFeatures) {
   StateDict sd = load_state_dict(fixture("io/torch_features.pt"));
   expect_features(sd, io_refs().at("torch_features"));
-  // w and slice are views of shared storages; wt (a transpose) and expanded (stride 0) became contiguous copies.
+  // w and slice are views of shared storages; wt (a transpose) and expanded (stride 0) became contiguous
+  // copies.
   EXPECT_EQ(sd.at("slice").storage().get(), sd.at("big").storage().get());
   EXPECT_EQ(static_cast<char*>(sd.at("slice").raw_data()) - static_cast<char*>(sd.at("big").raw_data()), 8);
   EXPECT_TRUE(sd.at("wt").is_contiguous());
