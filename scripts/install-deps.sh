@@ -9,7 +9,7 @@ PKGS=(
   libcpp-httplib-dev nlohmann-json3-dev libcli11-dev
   libpng-dev libturbojpeg0-dev libjpeg62-turbo-dev libwebp-dev libzip-dev libcurl4-openssl-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev libomp-dev
   python3 python3-numpy python3-torch python3-onnx libopenblas0-pthread
 )
 missing=()
