@@ -13,25 +13,10 @@ using ref::from_f32;
 using ref::to_f32;
 
 Tensor RefBackend::conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) {
-  check_float(x, "conv2d", "x");
-  check_float(w, "conv2d", "w");
-  A2F_CHECK(x.ndim() == 4 && w.ndim() == 4, "conv2d: expected x [N, C, H, W] and w [O, C/groups, kh, kw], got x ",
-            x.desc(), ", w ", w.desc());
+  const Shape os = ref::conv2d_check(x, w, bias, p);
   const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), wd = x.dim(3);
-  const int64_t o = w.dim(0), cg = w.dim(1), kh = w.dim(2), kw = w.dim(3);
+  const int64_t o = w.dim(0), cg = w.dim(1), kh = w.dim(2), kw = w.dim(3), ho = os[2], wo = os[3];
   const int g = p.groups;
-  A2F_CHECK(g >= 1 && c % g == 0 && o % g == 0 && cg == c / g, "conv2d: x ", x.desc(), " and w ", w.desc(),
-            " do not match with groups=", g);
-  A2F_CHECK(p.stride_h >= 1 && p.stride_w >= 1 && p.dilation_h >= 1 && p.dilation_w >= 1 && p.pad_top >= 0 &&
-                p.pad_left >= 0 && p.pad_bottom >= 0 && p.pad_right >= 0,
-            "conv2d: bad stride/dilation/padding for x ", x.desc());
-  if (bias.defined()) {
-    check_float(bias, "conv2d", "bias");
-    A2F_CHECK(bias.numel() == o, "conv2d: bias ", bias.desc(), " does not match ", o, " output channels");
-  }
-  const int64_t ho = conv_out_size(h, static_cast<int>(kh), p.stride_h, p.pad_top, p.pad_bottom, p.dilation_h, false);
-  const int64_t wo = conv_out_size(wd, static_cast<int>(kw), p.stride_w, p.pad_left, p.pad_right, p.dilation_w, false);
-  A2F_CHECK(ho > 0 && wo > 0, "conv2d: kernel ", w.desc(), " larger than padded input ", x.desc());
   const auto xv = to_f32(x), wv = to_f32(w);
   const auto bv = bias.defined() ? to_f32(bias) : std::vector<float>(o, 0.0f);
   std::vector<float> out(n * o * ho * wo);
@@ -57,19 +42,12 @@ Tensor RefBackend::conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, 
           out[((in * o + oc) * ho + oy) * wo + ox] = act_apply(p.act, static_cast<float>(acc));
         }
     }
-  return from_f32(out, {n, o, ho, wo}, x.dtype());
+  return from_f32(out, os, x.dtype());
 }
 
 Tensor RefBackend::linear(const Tensor& x, const Tensor& w, const Tensor& bias, Act act) {
-  check_float(x, "linear", "x");
-  check_float(w, "linear", "w");
-  A2F_CHECK(x.ndim() >= 1 && w.ndim() == 2 && x.dim(-1) == w.dim(1), "linear: x ", x.desc(),
-            " does not match weight ", w.desc(), " (expected x [..., K], w [N, K])");
+  ref::linear_check(x, w, bias);
   const int64_t k = w.dim(1), nout = w.dim(0), m = x.numel() / std::max<int64_t>(k, 1);
-  if (bias.defined()) {
-    check_float(bias, "linear", "bias");
-    A2F_CHECK(bias.numel() == nout, "linear: bias ", bias.desc(), " does not match weight ", w.desc());
-  }
   const auto xv = to_f32(x), wv = to_f32(w);
   const auto bv = bias.defined() ? to_f32(bias) : std::vector<float>(nout, 0.0f);
   std::vector<float> out(m * nout);
@@ -85,15 +63,10 @@ Tensor RefBackend::linear(const Tensor& x, const Tensor& w, const Tensor& bias, 
 }
 
 Tensor RefBackend::matmul(const Tensor& a, const Tensor& b, bool trans_b, float alpha) {
-  check_float(a, "matmul", "a");
-  check_float(b, "matmul", "b");
-  A2F_CHECK(a.ndim() >= 2 && b.ndim() >= 2, "matmul: needs at least 2 dimensions, got a ", a.desc(), ", b ",
-            b.desc());
-  const int64_t m = a.dim(-2), k = a.dim(-1);
-  const int64_t kb = trans_b ? b.dim(-1) : b.dim(-2), n = trans_b ? b.dim(-2) : b.dim(-1);
-  A2F_CHECK(k == kb, "matmul: inner dimensions differ: a ", a.desc(), ", b ", b.desc(), trans_b ? " (b transposed)" : "");
+  const Shape os = ref::matmul_check(a, b, trans_b);
+  const int64_t m = a.dim(-2), k = a.dim(-1), n = trans_b ? b.dim(-2) : b.dim(-1);
   const Shape ab(a.shape().begin(), a.shape().end() - 2), bb(b.shape().begin(), b.shape().end() - 2);
-  const Shape batch = broadcast_shapes(ab, bb);
+  const Shape batch(os.begin(), os.end() - 2);
   const int64_t nb = shape_numel(batch);
   // Index of a batch element of a (or b) for a broadcast batch index.
   auto batch_index = [&](const Shape& s, int64_t flat) {
@@ -122,24 +95,13 @@ Tensor RefBackend::matmul(const Tensor& a, const Tensor& b, bool trans_b, float 
         out[(bi * m + i) * n + j] = static_cast<float>(alpha * acc);
       }
   }
-  Shape os = batch;
-  os.push_back(m);
-  os.push_back(n);
   return from_f32(out, os, a.dtype());
 }
 
 Tensor RefBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p) {
-  check_float(q, "attention", "q");
-  check_float(k, "attention", "k");
-  check_float(v, "attention", "v");
-  A2F_CHECK(q.ndim() == 3 && k.ndim() == 3 && v.ndim() == 3, "attention: expected q [B, Lq, H*D], k [B, Lk, H*D], ",
-            "v [B, Lk, H*Dv], got ", q.desc(), ", ", k.desc(), ", ", v.desc());
+  ref::attention_check(q, k, v, p);
   const int64_t bsz = q.dim(0), lq = q.dim(1), lk = k.dim(1), hh = p.heads;
-  A2F_CHECK(hh >= 1 && q.dim(2) % hh == 0 && v.dim(2) % hh == 0, "attention: ", hh, " heads do not divide q ",
-            q.desc(), " / v ", v.desc());
   const int64_t d = q.dim(2) / hh, dv = v.dim(2) / hh;
-  A2F_CHECK(k.dim(0) == bsz && v.dim(0) == bsz && k.dim(2) == q.dim(2) && v.dim(1) == lk && lk >= 1,
-            "attention: shapes do not match: q ", q.desc(), ", k ", k.desc(), ", v ", v.desc());
   const float scale = p.scale != 0.0f ? p.scale : 1.0f / std::sqrt(static_cast<float>(d));
   const auto qv = to_f32(q), kv = to_f32(k), vv = to_f32(v);
   std::vector<float> out(bsz * lq * hh * dv);

@@ -1,4 +1,5 @@
 // Reference elementwise ops, normalisations and softmax.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -93,19 +94,8 @@ Tensor RefBackend::geglu(const Tensor& x) {
 
 Tensor RefBackend::group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps,
                               Act act) {
-  check_float(x, "group_norm", "x");
-  A2F_CHECK(x.ndim() >= 2, "group_norm: x ", x.desc(), " needs [N, C, ...]");
+  ref::group_norm_check(x, groups, gamma, beta);
   const int64_t n = x.dim(0), c = x.dim(1), inner = x.numel() / std::max<int64_t>(1, n * c);
-  A2F_CHECK(groups >= 1 && c % groups == 0, "group_norm: ", groups, " groups do not divide the channels of ",
-            x.desc());
-  if (gamma.defined()) {
-    check_float(gamma, "group_norm", "gamma");
-    A2F_CHECK(gamma.numel() == c, "group_norm: gamma ", gamma.desc(), " does not match x ", x.desc());
-  }
-  if (beta.defined()) {
-    check_float(beta, "group_norm", "beta");
-    A2F_CHECK(beta.numel() == c, "group_norm: beta ", beta.desc(), " does not match x ", x.desc());
-  }
   auto v = to_f32(x);
   const auto gv = gamma.defined() ? to_f32(gamma) : std::vector<float>(c, 1.0f);
   const auto bv = beta.defined() ? to_f32(beta) : std::vector<float>(c, 0.0f);
@@ -128,17 +118,8 @@ Tensor RefBackend::group_norm(const Tensor& x, int groups, const Tensor& gamma, 
 }
 
 Tensor RefBackend::layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
-  check_float(x, "layer_norm", "x");
-  A2F_CHECK(x.ndim() >= 1, "layer_norm: x ", x.desc(), " has no dimension");
+  ref::layer_norm_check(x, gamma, beta);
   const int64_t d = x.dim(-1), rows = x.numel() / std::max<int64_t>(1, d);
-  if (gamma.defined()) {
-    check_float(gamma, "layer_norm", "gamma");
-    A2F_CHECK(gamma.numel() == d, "layer_norm: gamma ", gamma.desc(), " does not match x ", x.desc());
-  }
-  if (beta.defined()) {
-    check_float(beta, "layer_norm", "beta");
-    A2F_CHECK(beta.numel() == d, "layer_norm: beta ", beta.desc(), " does not match x ", x.desc());
-  }
   auto v = to_f32(x);
   const auto gv = gamma.defined() ? to_f32(gamma) : std::vector<float>(d, 1.0f);
   const auto bv = beta.defined() ? to_f32(beta) : std::vector<float>(d, 0.0f);
