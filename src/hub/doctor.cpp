@@ -55,14 +55,14 @@ std::string task_of(const std::string& name) {
   return "";
 }
 
-DoctorFile inspect_file(const fs::path& p, bool checksums, Role role) {
+DoctorFile inspect_file(const fs::path& p, bool checksums, Role role, const std::string& detector_sha256) {
   DoctorFile f;
   std::error_code ec;
   f.path = p.string();
   f.size = fs::file_size(p, ec);
   if (ends_with(f.path, ".safetensors")) f.dtype = safetensors_dtype_summary(f.path);
   if (role == Role::Detector) {
-    f.expected_sha256 = kDetectorSha256;
+    f.expected_sha256 = detector_sha256;
     f.expected_from = "insightface's published checksum";
   } else {
     auto [sha, from] = recorded_sha256(p);
@@ -181,9 +181,9 @@ DoctorReport run_doctor(const DoctorOptions& opts, const SearchEnv& env, const H
     dr.searched = st.searched;
     if (st.found) {
       if (spec.is_dir) {
-        for (const char* f : spec.files) dr.files.push_back(inspect_file(st.path / f, opts.checksums, st.role));
+        for (const char* f : spec.files) dr.files.push_back(inspect_file(st.path / f, opts.checksums, st.role, cfg.detector_sha256));
       } else {
-        dr.files.push_back(inspect_file(st.path, opts.checksums, st.role));
+        dr.files.push_back(inspect_file(st.path, opts.checksums, st.role, cfg.detector_sha256));
       }
     }
     r.roles.push_back(std::move(dr));

@@ -34,7 +34,7 @@ fs::path present_path(const HubConfig& cfg, const FetchRequest& req, const Fetch
 
 }  // namespace
 
-std::vector<FetchItem> plan_fetch(const FetchRequest& req) {
+std::vector<FetchItem> plan_fetch(const FetchRequest& req, const std::string& detector_sha256) {
   std::vector<FetchItem> items;
   for (const auto& spec : model_roles()) {
     if (!req.components.count(spec.component)) continue;
@@ -46,7 +46,7 @@ std::vector<FetchItem> plan_fetch(const FetchRequest& req) {
         it.from_zip = true;
         it.label = cat("insightface antelopev2.zip: ", kDetectorFile);
       } else {
-        it.file = RepoFile{kAntelopeMirrorRepo, "main", kDetectorFile, kDetectorSha256};
+        it.file = RepoFile{kAntelopeMirrorRepo, "main", kDetectorFile, detector_sha256};
         it.label = cat(kAntelopeMirrorRepo, " ", kDetectorFile);
       }
       items.push_back(std::move(it));
@@ -68,7 +68,7 @@ FetchSummary fetch_models(HttpClient* http, const HubConfig& cfg, const FetchReq
   auto note = [&](const std::string& s) {
     if (obs.note) obs.note(s);
   };
-  std::vector<FetchItem> items = plan_fetch(req);
+  std::vector<FetchItem> items = plan_fetch(req, cfg.detector_sha256);
   FetchSummary sum;
   sum.root = req.dest ? *req.dest : cfg.hub_cache;
   const int n = int(items.size());
@@ -144,7 +144,7 @@ FetchSummary fetch_models(HttpClient* http, const HubConfig& cfg, const FetchReq
       if (fs::is_regular_file(final_path, ec)) {
         r.path = final_path;
       } else {
-        r = fetch_zip_member(*http, cfg, ZipMemberSource{cfg.antelopev2_url, kDetectorFile, kDetectorSha256},
+        r = fetch_zip_member(*http, cfg, ZipMemberSource{cfg.antelopev2_url, kDetectorFile, cfg.detector_sha256},
                              final_path, zip_work_dir(cfg, req), pc);
       }
     } else if (req.dest) {

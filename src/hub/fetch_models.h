@@ -55,7 +55,7 @@ struct FetchObserver {
   std::function<void(const std::string&)> note;    // plan and per-file lines
 };
 
-std::vector<FetchItem> plan_fetch(const FetchRequest& req);
+std::vector<FetchItem> plan_fetch(const FetchRequest& req, const std::string& detector_sha256);
 // http may be null in offline mode.
 FetchSummary fetch_models(HttpClient* http, const HubConfig& cfg, const FetchRequest& req,
                           const FetchObserver& obs = {});

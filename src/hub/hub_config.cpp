@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "hub/fs_util.h"
+#include "hub/manifest.h"
 
 namespace a2f::hub {
 namespace {
@@ -54,6 +55,7 @@ std::filesystem::path user_cache_dir() {
 
 HubConfig hub_config_from_env() {
   HubConfig c;
+  c.detector_sha256 = kDetectorSha256;
   std::string endpoint = env("HF_ENDPOINT");
   if (!endpoint.empty()) c.endpoint = endpoint;
   while (!c.endpoint.empty() && c.endpoint.back() == '/') c.endpoint.pop_back();

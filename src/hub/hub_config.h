@@ -22,6 +22,9 @@ struct HubConfig {
   bool offline = false;                              // HF_HUB_OFFLINE: never touch the network
   // insightface's release of the antelopev2 pack (ARC2FACE_ANTELOPEV2_URL overrides it, e.g. for a mirror).
   std::string antelopev2_url = "https://github.com/deepinsight/insightface/releases/download/v0.7/antelopev2.zip";
+  // sha256 the face detector must have, from the manifest (insightface's published checksum); tests put the
+  // checksum of their own stand-in file here. Not settable from the environment.
+  std::string detector_sha256;
   RetryPolicy retry;
   long connect_timeout_s = 15;
   long stall_timeout_s = 60;  // a transfer slower than 1 byte/s for this long is dropped (and retried)
