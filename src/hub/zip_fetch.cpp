@@ -42,7 +42,7 @@ std::optional<RangeBytes> fetch_range(HttpClient& http, const HubConfig& cfg, co
           data.append(p, n);
           return true;
         };
-        return http.get(url, {}, true, h);
+        return http.get(url, {range}, true, h);
       },
       cfg.retry, what);
   if (ignored) return std::nullopt;

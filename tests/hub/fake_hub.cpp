@@ -147,7 +147,10 @@ void FakeHub::routes() {
       return;
     }
     std::string body = content;
-    if (st && st->f.corrupt && !body.empty()) body[body.size() / 2] ^= 0x20;
+    if (st && st->f.corrupt && !body.empty()) {
+      size_t at = st->f.corrupt_at >= 0 ? size_t(st->f.corrupt_at) : body.size() / 2;
+      if (at < body.size()) body[at] ^= 0x20;
+    }
     int64_t drop = (st && is_get) ? st->f.drop_at : -1;
     if (!ranges) {
       res.status = 200;

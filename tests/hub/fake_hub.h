@@ -26,7 +26,8 @@ struct RecordedRequest {
 struct Fault {
   int64_t drop_at = -1;      // close the connection when a response body reaches this byte of the file
   int drop_times = 0;        // how many responses (whose range holds that byte) are cut
-  bool corrupt = false;      // flip one byte (the middle one) in every response
+  bool corrupt = false;      // flip one byte in every response ...
+  int64_t corrupt_at = -1;   // ... this one (-1: the middle one)
   int fail_status = 0;       // answer this status ...
   int fail_times = 0;        // ... this many times (GET of the bytes only)
   std::string retry_after;   // with this Retry-After header
