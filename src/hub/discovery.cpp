@@ -74,7 +74,10 @@ void add_hf_cache(std::vector<Candidate>& v, const RoleSpec& spec, const SearchE
     repos = {spec.repo};
   }
   for (const auto& repo : repos) {
-    for (const auto& snap : cached_snapshots(env.hub_cache, repo)) {
+    auto snaps = cached_snapshots(env.hub_cache, repo);
+    // Not cached: still named in "looked in" (the path does not exist, so it never matches).
+    if (snaps.empty()) v.push_back({"HF cache (" + repo + ")", env.hub_cache / repo_folder_name(repo) / "snapshots"});
+    for (const auto& snap : snaps) {
       fs::path p = spec.repo_dir[0] ? snap / spec.repo_dir : snap;
       if (!spec.is_dir) p /= spec.files[0];
       v.push_back({"HF cache (" + repo + ")", p});
@@ -269,8 +272,7 @@ std::string missing_message(const std::vector<const RoleStatus*>& missing, const
     const RoleSpec& spec = role_spec(st->role);
     std::string files;
     for (const char* f : spec.files) files += (files.empty() ? "" : ", ") + std::string(f);
-    std::string from = spec.repo[0] ? cat(spec.repo, spec.repo_dir[0] ? " " : "", spec.repo_dir,
-                                          spec.repo_dir[0] ? "/" : "")
+    std::string from = spec.repo[0] ? cat(spec.repo, " ", spec.repo_dir, spec.repo_dir[0] ? "/" : "")
                                     : std::string("insightface antelopev2: ");
     s += cat("  - ", spec.name, " (", spec.title, "): ", from, spec.is_dir ? "{" : "", files, spec.is_dir ? "}" : "",
              "\n");
