@@ -52,8 +52,12 @@ std::string ProgressPrinter::format_bar_line(const TransferProgress& p, double b
   } else {
     tail = cat(" ", human_bytes(p.done), " ", rate(bytes_per_s));
   }
+  // Room for the name and the bar; the bar shrinks (or goes) before the name gets shorter than 8 characters.
+  int avail = width - int(head.size() + tail.size()) - 1;
   int bar_w = p.total > 0 ? std::clamp(width / 4, 10, 30) : 0;
-  int name_w = std::max(8, width - int(head.size() + tail.size()) - (bar_w ? bar_w + 3 : 0) - 1);
+  if (bar_w && avail - (bar_w + 3) < 8) bar_w = std::max(0, avail - 3 - 8);
+  if (bar_w < 5) bar_w = 0;
+  int name_w = std::max(1, avail - (bar_w ? bar_w + 3 : 0));
   std::string line = head + shorten(p.name, size_t(name_w));
   line.append(size_t(std::max(0, name_w - int(shorten(p.name, size_t(name_w)).size()))), ' ');
   if (bar_w) {
