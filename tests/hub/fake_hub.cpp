@@ -50,6 +50,7 @@ std::string FakeHub::git_sha1(const std::string& s) {
 FakeHub::FakeHub() : server_(std::make_unique<httplib::Server>()) {
   commit_ = "0123456789abcdef0123456789abcdef01234567";
   server_->set_keep_alive_timeout(1);
+  server_->set_tcp_nodelay(true);  // headers and body are separate writes: avoid Nagle + delayed-ACK stalls
   routes();
   port_ = server_->bind_to_any_port("127.0.0.1");
   if (port_ <= 0) throw std::runtime_error("FakeHub: cannot bind 127.0.0.1");
