@@ -27,7 +27,7 @@ std::string human(uint64_t n) {
     ++u;
   }
   char buf[32];
-  std::snprintf(buf, sizeof(buf), u ? "%.2f %s" : "%.0f %s", v, units[u]);
+  std::snprintf(buf, sizeof(buf), u == 0 || v >= 100 ? "%.0f %s" : v < 10 ? "%.2f %s" : "%.1f %s", v, units[u]);
   return buf;
 }
 

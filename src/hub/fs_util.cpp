@@ -79,7 +79,7 @@ std::string human_bytes(uint64_t n) {
   const char* units[] = {"B", "kB", "MB", "GB", "TB"};
   double v = double(n);
   int u = 0;
-  while (v >= 1000.0 && u < 4) {
+  while (v >= 999.5 && u < 4) {
     v /= 1000.0;
     ++u;
   }

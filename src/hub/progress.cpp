@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <memory>
 
 #include "core/error.h"
@@ -44,16 +45,17 @@ ProgressPrinter::ProgressPrinter(FILE* out, bool is_tty, int width, Clock clock)
 
 std::string ProgressPrinter::format_bar_line(const TransferProgress& p, double bytes_per_s, double eta_s, int width) {
   std::string head = cat("[", p.index, "/", p.count, "] ");
-  std::string tail;
+  // Fixed-width fields, so that the line does not jitter as numbers change.
+  char tail[96];
   if (p.total > 0) {
     int pct = int(100.0 * double(p.done) / double(p.total));
-    tail = cat(" ", pct < 10 ? "  " : pct < 100 ? " " : "", pct, "% ", human_bytes(p.done), "/", human_bytes(p.total),
-               " ", rate(bytes_per_s), " ", p.finished ? "done" : clock_text(eta_s));
+    std::snprintf(tail, sizeof(tail), " %3d%% %8s/%-8s %10s %5s", pct, human_bytes(p.done).c_str(),
+                  human_bytes(p.total).c_str(), rate(bytes_per_s).c_str(), p.finished ? "done" : clock_text(eta_s).c_str());
   } else {
-    tail = cat(" ", human_bytes(p.done), " ", rate(bytes_per_s));
+    std::snprintf(tail, sizeof(tail), " %8s %10s", human_bytes(p.done).c_str(), rate(bytes_per_s).c_str());
   }
   // Room for the name and the bar; the bar shrinks (or goes) before the name gets shorter than 8 characters.
-  int avail = width - int(head.size() + tail.size()) - 1;
+  int avail = width - int(head.size() + std::strlen(tail)) - 1;
   int bar_w = p.total > 0 ? std::clamp(width / 4, 10, 30) : 0;
   if (bar_w && avail - (bar_w + 3) < 8) bar_w = std::max(0, avail - 3 - 8);
   if (bar_w < 5) bar_w = 0;
