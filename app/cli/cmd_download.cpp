@@ -1,4 +1,5 @@
-// `arc2face download`: fetches the model files (Hugging Face cache layout by default, --dest DIR for a folder).
+// `arc2face download`: fetches the model files (Hugging Face cache layout by default, --dest DIR for a
+// folder).
 #include <cstdio>
 #include <memory>
 #include <sstream>
@@ -27,7 +28,11 @@ std::string human(uint64_t n) {
     ++u;
   }
   char buf[32];
-  std::snprintf(buf, sizeof(buf), u == 0 || v >= 100 ? "%.0f %s" : v < 10 ? "%.2f %s" : "%.1f %s", v, units[u]);
+  std::snprintf(buf, sizeof(buf),
+                u == 0 || v >= 100 ? "%.0f %s"
+                : v < 10           ? "%.2f %s"
+                                   : "%.1f %s",
+                v, units[u]);
   return buf;
 }
 
@@ -50,7 +55,8 @@ void run_download(const DownloadArgs& a) {
       } else if (c == "lcm") {
         o.lcm = true;
       } else if (!c.empty()) {
-        throw std::runtime_error("--only: unknown component '" + c + "' (use core, base, face, controlnet, lcm)");
+        throw std::runtime_error("--only: unknown component '" + c +
+                                 "' (use core, base, face, controlnet, lcm)");
       }
     }
   }
@@ -68,8 +74,9 @@ void run_download(const DownloadArgs& a) {
   if (a.dest.empty()) {
     std::printf("arc2face finds them there by itself; `arc2face doctor` shows what it found.\n");
   } else {
-    std::printf("Use them with --models %s (or ARC2FACE_MODELS=%s); `arc2face doctor --models %s` checks them.\n",
-                a.dest.c_str(), a.dest.c_str(), a.dest.c_str());
+    std::printf(
+        "Use them with --models %s (or ARC2FACE_MODELS=%s); `arc2face doctor --models %s` checks them.\n",
+        a.dest.c_str(), a.dest.c_str(), a.dest.c_str());
   }
 }
 
@@ -77,17 +84,19 @@ void run_download(const DownloadArgs& a) {
 
 void register_download(CLI::App& app) {
   auto args = std::make_shared<DownloadArgs>();
-  CLI::App* cmd = app.add_subcommand(
-      "download",
-      "Fetch the model files: Arc2Face (UNet, encoder, arcface.onnx), SD1.5 vae/tokenizer/scheduler, the SCRFD face "
-      "detector; resumable and verified. Default: into the Hugging Face cache ($HF_HOME/hub), shared with Python.");
+  CLI::App* cmd = app.add_subcommand("download",
+                                     "Fetch the model files: Arc2Face (UNet, encoder, arcface.onnx), SD1.5 "
+                                     "vae/tokenizer/scheduler, the SCRFD face "
+                                     "detector; resumable and verified. Default: into the Hugging Face cache "
+                                     "($HF_HOME/hub), shared with Python.");
   cmd->add_option("--dest", args->dest, "write a plain folder layout here instead of the Hugging Face cache");
   cmd->add_flag("--controlnet", args->controlnet, "also fetch Arc2Face's pose ControlNet (1.4 GB)");
   cmd->add_flag("--lcm", args->lcm, "also fetch the LCM-LoRA for SD1.5 (fast 2-4 step sampling)");
   cmd->add_flag("--all", args->all, "everything: core, base, face, controlnet, lcm");
   cmd->add_option("--only", args->only, "comma-separated components: core, base, face, controlnet, lcm");
-  cmd->add_option("--detector-from", args->detector_from,
-                  "github: insightface's antelopev2 release (default); hf: the DIAMONIK7777/antelopev2 mirror")
+  cmd->add_option(
+         "--detector-from", args->detector_from,
+         "github: insightface's antelopev2 release (default); hf: the DIAMONIK7777/antelopev2 mirror")
       ->check(CLI::IsMember({"github", "hf"}));
   cmd->add_flag("--dry-run", args->dry_run, "ask the hub and show what would be downloaded");
   cmd->add_flag("--no-progress", args->no_progress, "no progress display");

@@ -1,9 +1,9 @@
 // arc2face.cpp public API: getting the model files.
 //
 //   a2f::ModelJob job;  job.from_photo = true;
-//   a2f::ModelDiscovery d = a2f::find_models({}, job);        // flags > HF cache > $ARC2FACE_MODELS > ./models
-//   if (!d.missing.empty()) { fputs(d.message.c_str(), stderr); return 1; }   // names files + `arc2face download`
-//   load(d.paths.unet_dir, d.paths.encoder_dir, ...);
+//   a2f::ModelDiscovery d = a2f::find_models({}, job);        // flags > HF cache > $ARC2FACE_MODELS >
+//   ./models if (!d.missing.empty()) { fputs(d.message.c_str(), stderr); return 1; }   // names files +
+//   `arc2face download` load(d.paths.unet_dir, d.paths.encoder_dir, ...);
 //
 //   a2f::ModelDownloadOptions o;  o.progress = a2f::stderr_download_progress();
 //   a2f::download_models(o);   // into the Hugging Face cache ($HF_HOME/hub), shared with the Python stack
@@ -26,15 +26,15 @@ namespace a2f {
 
 // Resolved locations, one per role; "" when not found.
 struct ModelPaths {
-  std::string unet_dir;       // Arc2Face UNet: config.json + diffusion_pytorch_model.safetensors
-  std::string encoder_dir;    // Arc2Face CLIP text encoder: config.json + pytorch_model.bin
-  std::string vae_dir;        // SD1.5 vae/
-  std::string tokenizer_dir;  // SD1.5 tokenizer/ (vocab.json, merges.txt, ...)
-  std::string scheduler_dir;  // SD1.5 scheduler/ (scheduler_config.json)
-  std::string detector_onnx;  // scrfd_10g_bnkps.onnx (or the identical det_10g.onnx)
-  std::string arcface_onnx;   // Arc2Face's arcface.onnx
-  std::string controlnet_dir; // Arc2Face pose ControlNet
-  std::string lcm_lora_file;  // LCM-LoRA pytorch_lora_weights.safetensors
+  std::string unet_dir;        // Arc2Face UNet: config.json + diffusion_pytorch_model.safetensors
+  std::string encoder_dir;     // Arc2Face CLIP text encoder: config.json + pytorch_model.bin
+  std::string vae_dir;         // SD1.5 vae/
+  std::string tokenizer_dir;   // SD1.5 tokenizer/ (vocab.json, merges.txt, ...)
+  std::string scheduler_dir;   // SD1.5 scheduler/ (scheduler_config.json)
+  std::string detector_onnx;   // scrfd_10g_bnkps.onnx (or the identical det_10g.onnx)
+  std::string arcface_onnx;    // Arc2Face's arcface.onnx
+  std::string controlnet_dir;  // Arc2Face pose ControlNet
+  std::string lcm_lora_file;   // LCM-LoRA pytorch_lora_weights.safetensors
 };
 
 // Explicit locations (command-line flags); empty = search.
@@ -70,10 +70,10 @@ struct ModelDiscovery {
 ModelDiscovery find_models(const ModelSearchOptions& search, const ModelJob& job);
 
 struct DownloadProgress {
-  std::string file;     // path in its repository
-  uint64_t done = 0;    // bytes on disk
-  uint64_t total = 0;   // 0 when unknown
-  int index = 0;        // 1-based
+  std::string file;    // path in its repository
+  uint64_t done = 0;   // bytes on disk
+  uint64_t total = 0;  // 0 when unknown
+  int index = 0;       // 1-based
   int count = 0;
   bool finished = false;
 };
@@ -96,16 +96,16 @@ struct ModelDownloadOptions {
 };
 
 struct ModelDownloadResult {
-  std::string root;                 // the cache or dest folder
+  std::string root;  // the cache or dest folder
   int files = 0;
-  int downloaded = 0;               // files fetched in this run (others were present)
+  int downloaded = 0;  // files fetched in this run (others were present)
   uint64_t bytes_received = 0;
-  uint64_t bytes_planned = 0;       // known bytes missing before the run
-  std::vector<std::string> paths;   // every file, in manifest order
+  uint64_t bytes_planned = 0;      // known bytes missing before the run
+  std::vector<std::string> paths;  // every file, in manifest order
 };
 
-// Fetches the files; resumable, verified, atomic. Throws with a clear message on failure (401 -> set HF_TOKEN,
-// 404 -> which file, checksum mismatch, no disk space, offline mode with files missing).
+// Fetches the files; resumable, verified, atomic. Throws with a clear message on failure (401 -> set
+// HF_TOKEN, 404 -> which file, checksum mismatch, no disk space, offline mode with files missing).
 ModelDownloadResult download_models(const ModelDownloadOptions& options);
 
 // For `arc2face generate`: the paths when everything the job needs is found; otherwise, with download=true,

@@ -22,7 +22,9 @@ hub::SearchOptions to_hub(const ModelSearchOptions& s) {
   return o;
 }
 
-hub::Job to_hub(const ModelJob& j) { return hub::Job{j.from_photo, j.lcm, j.controlnet}; }
+hub::Job to_hub(const ModelJob& j) {
+  return hub::Job{j.from_photo, j.lcm, j.controlnet};
+}
 
 ModelPaths from_hub(const hub::ModelPaths& p) {
   ModelPaths r;
@@ -88,7 +90,8 @@ ModelDownloadResult download_models(const ModelDownloadOptions& o) {
   if (o.controlnet) req.components.insert(hub::Component::ControlNet);
   if (o.lcm) req.components.insert(hub::Component::Lcm);
   A2F_CHECK(!req.components.empty(), "nothing to download: every component is switched off");
-  req.detector_source = o.detector_from_hf_mirror ? hub::DetectorSource::HfMirror : hub::DetectorSource::GithubRelease;
+  req.detector_source =
+      o.detector_from_hf_mirror ? hub::DetectorSource::HfMirror : hub::DetectorSource::GithubRelease;
   req.dry_run = o.dry_run;
   std::unique_ptr<hub::HttpClient> http;
   if (!cfg.offline) {
@@ -97,7 +100,8 @@ ModelDownloadResult download_models(const ModelDownloadOptions& o) {
     ho.stall_timeout_s = cfg.stall_timeout_s;
     http = std::make_unique<hub::HttpClient>(ho);
   }
-  hub::FetchSummary s = hub::fetch_models(http.get(), cfg, req, hub::FetchObserver{to_hub(o.progress), o.note});
+  hub::FetchSummary s =
+      hub::fetch_models(http.get(), cfg, req, hub::FetchObserver{to_hub(o.progress), o.note});
   ModelDownloadResult r;
   r.root = s.root.string();
   r.files = int(s.files.size());
@@ -121,7 +125,8 @@ ModelPaths require_models(const ModelSearchOptions& search, const ModelJob& job,
     bool all_explicit = !m.searched.empty();
     for (const auto& s : m.searched) all_explicit = all_explicit && s.rfind("--", 0) == 0;
     if (all_explicit) {
-      fail(d.message, "\n(", m.role, " is looked for only where a flag points; --download writes to the Hugging "
+      fail(d.message, "\n(", m.role,
+           " is looked for only where a flag points; --download writes to the Hugging "
            "Face cache: drop the flag, or fill that folder with `arc2face download --dest DIR`)");
     }
   }

@@ -23,14 +23,22 @@ bool is_file(const fs::path& p) {
 // Folder-layout candidates of a role under a models root (the --dest layout / the Python demo's models/).
 std::vector<fs::path> root_candidates(Role r, const fs::path& root) {
   switch (r) {
-    case Role::Unet: return {root / "arc2face"};
-    case Role::Encoder: return {root / "encoder"};
-    case Role::ControlNet: return {root / "controlnet"};
-    case Role::Vae: return {root / "stable-diffusion-v1-5" / "vae", root / "vae"};
-    case Role::Tokenizer: return {root / "stable-diffusion-v1-5" / "tokenizer", root / "tokenizer"};
-    case Role::Scheduler: return {root / "stable-diffusion-v1-5" / "scheduler", root / "scheduler"};
-    case Role::Arcface: return {root / "antelopev2" / kArcfaceFile, root / kArcfaceFile};
-    case Role::LcmLora: return {root / "lcm-lora-sdv1-5" / "pytorch_lora_weights.safetensors"};
+    case Role::Unet:
+      return {root / "arc2face"};
+    case Role::Encoder:
+      return {root / "encoder"};
+    case Role::ControlNet:
+      return {root / "controlnet"};
+    case Role::Vae:
+      return {root / "stable-diffusion-v1-5" / "vae", root / "vae"};
+    case Role::Tokenizer:
+      return {root / "stable-diffusion-v1-5" / "tokenizer", root / "tokenizer"};
+    case Role::Scheduler:
+      return {root / "stable-diffusion-v1-5" / "scheduler", root / "scheduler"};
+    case Role::Arcface:
+      return {root / "antelopev2" / kArcfaceFile, root / kArcfaceFile};
+    case Role::LcmLora:
+      return {root / "lcm-lora-sdv1-5" / "pytorch_lora_weights.safetensors"};
     case Role::Detector: {
       std::vector<fs::path> out;
       // antelopev2/antelopev2/ is how GitHub's antelopev2.zip unpacks.
@@ -76,7 +84,8 @@ void add_hf_cache(std::vector<Candidate>& v, const RoleSpec& spec, const SearchE
   for (const auto& repo : repos) {
     auto snaps = cached_snapshots(env.hub_cache, repo);
     // Not cached: still named in "looked in" (the path does not exist, so it never matches).
-    if (snaps.empty()) v.push_back({"HF cache (" + repo + ")", env.hub_cache / repo_folder_name(repo) / "snapshots"});
+    if (snaps.empty())
+      v.push_back({"HF cache (" + repo + ")", env.hub_cache / repo_folder_name(repo) / "snapshots"});
     for (const auto& snap : snaps) {
       fs::path p = spec.repo_dir[0] ? snap / spec.repo_dir : snap;
       if (!spec.is_dir) p /= spec.files[0];
@@ -154,20 +163,31 @@ std::vector<Candidate> candidates(const RoleSpec& spec, const SearchOptions& o, 
 
 fs::path& ModelPaths::operator[](Role r) {
   switch (r) {
-    case Role::Unet: return unet_dir;
-    case Role::Encoder: return encoder_dir;
-    case Role::Vae: return vae_dir;
-    case Role::Tokenizer: return tokenizer_dir;
-    case Role::Scheduler: return scheduler_dir;
-    case Role::Detector: return detector_onnx;
-    case Role::Arcface: return arcface_onnx;
-    case Role::ControlNet: return controlnet_dir;
-    case Role::LcmLora: return lcm_lora_file;
+    case Role::Unet:
+      return unet_dir;
+    case Role::Encoder:
+      return encoder_dir;
+    case Role::Vae:
+      return vae_dir;
+    case Role::Tokenizer:
+      return tokenizer_dir;
+    case Role::Scheduler:
+      return scheduler_dir;
+    case Role::Detector:
+      return detector_onnx;
+    case Role::Arcface:
+      return arcface_onnx;
+    case Role::ControlNet:
+      return controlnet_dir;
+    case Role::LcmLora:
+      return lcm_lora_file;
   }
   fail("internal: unknown model role");
 }
 
-const fs::path& ModelPaths::operator[](Role r) const { return const_cast<ModelPaths&>(*this)[r]; }
+const fs::path& ModelPaths::operator[](Role r) const {
+  return const_cast<ModelPaths&>(*this)[r];
+}
 
 SearchEnv SearchEnv::from_env(const HubConfig& cfg) {
   SearchEnv e;
@@ -274,8 +294,8 @@ std::string missing_message(const std::vector<const RoleStatus*>& missing, const
     for (const char* f : spec.files) files += (files.empty() ? "" : ", ") + std::string(f);
     std::string from = spec.repo[0] ? cat(spec.repo, " ", spec.repo_dir, spec.repo_dir[0] ? "/" : "")
                                     : std::string("insightface antelopev2: ");
-    s += cat("  - ", spec.name, " (", spec.title, "): ", from, spec.is_dir ? "{" : "", files, spec.is_dir ? "}" : "",
-             "\n");
+    s += cat("  - ", spec.name, " (", spec.title, "): ", from, spec.is_dir ? "{" : "", files,
+             spec.is_dir ? "}" : "", "\n");
     for (const auto& p : st->partial) s += cat("      incomplete folder, missing ", p, "\n");
     s += "      looked in: ";
     std::string last;

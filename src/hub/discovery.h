@@ -25,11 +25,11 @@ struct ModelPaths {
 };
 
 struct SearchOptions {
-  std::filesystem::path models_dir;     // --models: arc2face/, encoder/, arcface.onnx (or antelopev2/...)
-  std::filesystem::path base_dir;       // --base: SD1.5's vae/, tokenizer/, scheduler/
-  std::filesystem::path antelope_dir;   // --antelope: scrfd_10g_bnkps.onnx + arcface.onnx
-  std::filesystem::path controlnet_dir; // --controlnet
-  std::filesystem::path lcm_lora_file;  // --lcm-lora
+  std::filesystem::path models_dir;      // --models: arc2face/, encoder/, arcface.onnx (or antelopev2/...)
+  std::filesystem::path base_dir;        // --base: SD1.5's vae/, tokenizer/, scheduler/
+  std::filesystem::path antelope_dir;    // --antelope: scrfd_10g_bnkps.onnx + arcface.onnx
+  std::filesystem::path controlnet_dir;  // --controlnet
+  std::filesystem::path lcm_lora_file;   // --lcm-lora
 };
 
 // Where to look besides the flags; from_env reads HF_HOME/HF_HUB_CACHE (via the config), ARC2FACE_MODELS,
@@ -46,10 +46,10 @@ struct SearchEnv {
 struct RoleStatus {
   Role role;
   bool found = false;
-  std::filesystem::path path;          // the folder or the file
-  std::string source;                  // "--models", "HF cache", "$ARC2FACE_MODELS", "./models", ...
-  std::vector<std::string> searched;   // "label: path" of every place looked at, in order
-  std::vector<std::string> partial;    // files missing in a folder that holds some of the role's files
+  std::filesystem::path path;         // the folder or the file
+  std::string source;                 // "--models", "HF cache", "$ARC2FACE_MODELS", "./models", ...
+  std::vector<std::string> searched;  // "label: path" of every place looked at, in order
+  std::vector<std::string> partial;   // files missing in a folder that holds some of the role's files
 };
 
 struct Discovery {

@@ -131,13 +131,15 @@ PythonFolderCheck check_python_folder(const std::string& dir) {
     }
   }
   bool has_glint = std::count(c.onnx.begin(), c.onnx.end(), std::string(kGlintr100File)) > 0;
-  bool has_detector = std::any_of(c.onnx.begin(), c.onnx.end(), [](const std::string& n) { return task_of(n) == "detection"; });
+  bool has_detector = std::any_of(c.onnx.begin(), c.onnx.end(),
+                                  [](const std::string& n) { return task_of(n) == "detection"; });
   fs::path nested = fs::path(dir) / "antelopev2";
   if (c.onnx.empty() || !has_detector) {
     if (fs::is_directory(nested, ec)) {
       c.level = "problem";
       c.message = "the models are in the nested folder " + nested.string() +
-                  " (how GitHub's antelopev2.zip unpacks); insightface's FaceAnalysis(name='antelopev2') only reads " +
+                  " (how GitHub's antelopev2.zip unpacks); insightface's FaceAnalysis(name='antelopev2') "
+                  "only reads " +
                   dir + ": move the files up one level";
       return c;
     }
@@ -152,9 +154,10 @@ PythonFolderCheck check_python_folder(const std::string& dir) {
                 c.recognizer;
   } else if (has_glint) {
     c.level = "warning";
-    c.message = "glintr100.onnx is still here: insightface keeps the first recognition model of sorted(*.onnx), "
-                "so arcface.onnx wins today, but the Arc2Face README says to delete glintr100.onnx (if arcface.onnx "
-                "goes missing, glintr100 would be used silently)";
+    c.message =
+        "glintr100.onnx is still here: insightface keeps the first recognition model of sorted(*.onnx), "
+        "so arcface.onnx wins today, but the Arc2Face README says to delete glintr100.onnx (if arcface.onnx "
+        "goes missing, glintr100 would be used silently)";
   } else {
     c.level = "ok";
     c.message = "insightface would use arcface.onnx for recognition";
@@ -181,7 +184,8 @@ DoctorReport run_doctor(const DoctorOptions& opts, const SearchEnv& env, const H
     dr.searched = st.searched;
     if (st.found) {
       if (spec.is_dir) {
-        for (const char* f : spec.files) dr.files.push_back(inspect_file(st.path / f, opts.checksums, st.role, cfg.detector_sha256));
+        for (const char* f : spec.files)
+          dr.files.push_back(inspect_file(st.path / f, opts.checksums, st.role, cfg.detector_sha256));
       } else {
         dr.files.push_back(inspect_file(st.path, opts.checksums, st.role, cfg.detector_sha256));
       }
@@ -197,7 +201,8 @@ DoctorReport run_doctor(const DoctorOptions& opts, const SearchEnv& env, const H
     if (st.found && st.source.rfind("HF cache", 0) != 0) dirs.insert(st.path.parent_path().string());
   }
   for (const fs::path& root : {env.models_env, env.cwd_models})
-    if (!root.empty() && fs::is_directory(root / "antelopev2", ec)) dirs.insert((root / "antelopev2").string());
+    if (!root.empty() && fs::is_directory(root / "antelopev2", ec))
+      dirs.insert((root / "antelopev2").string());
   for (const auto& dir : dirs) r.python_folders.push_back(check_python_folder(dir));
 
   r.cpu = probe_cpu();
@@ -232,8 +237,9 @@ DoctorReport run_doctor(const DoctorOptions& opts, const SearchEnv& env, const H
       if (ends_with(f.path, ".safetensors") || ends_with(f.path, ".bin")) weights += f.size;
   }
   if (weights > 0 && r.memory.available > 0) {
-    r.notes.push_back(cat("the UNet, encoder and VAE weights take ", human_bytes(weights), " in fp32 (half in bf16); ",
-                          human_bytes(r.memory.available), " of memory is available",
+    r.notes.push_back(cat("the UNet, encoder and VAE weights take ", human_bytes(weights),
+                          " in fp32 (half in bf16); ", human_bytes(r.memory.available),
+                          " of memory is available",
                           weights > r.memory.available ? ": NOT ENOUGH for fp32" : ""));
   }
   if (r.cpu.avx512_bf16) {
@@ -246,7 +252,8 @@ DoctorReport run_doctor(const DoctorOptions& opts, const SearchEnv& env, const H
     r.notes.push_back("the CPU lacks AVX2/FMA: generation will be very slow");
   }
   if (!r.gpu.devices.empty() && !r.build_has_cuda) {
-    r.notes.push_back("an NVIDIA GPU is present but this build has no CUDA: rebuild with -DA2F_CUDA=ON to use it");
+    r.notes.push_back(
+        "an NVIDIA GPU is present but this build has no CUDA: rebuild with -DA2F_CUDA=ON to use it");
   } else if (r.gpu.devices.empty() && r.build_has_cuda) {
     r.notes.push_back("this build has CUDA but no usable GPU was found: it will run on the CPU");
   }

@@ -15,7 +15,7 @@ namespace a2f::hub {
 
 struct DoctorOptions {
   SearchOptions search;
-  bool checksums = false;      // hash every found file (minutes for the 3.4 GB UNet on a slow disk)
+  bool checksums = false;  // hash every found file (minutes for the 3.4 GB UNet on a slow disk)
   bool build_has_cuda = false;
 };
 
@@ -40,14 +40,14 @@ struct DoctorRole {
 // One insightface model folder as Python's FaceAnalysis would read it.
 struct PythonFolderCheck {
   std::string dir;
-  std::vector<std::string> onnx;    // sorted, as insightface globs them
-  std::string recognizer;           // the file insightface would use for recognition ("" none)
-  std::string level;                // "ok", "warning", "problem"
+  std::vector<std::string> onnx;  // sorted, as insightface globs them
+  std::string recognizer;         // the file insightface would use for recognition ("" none)
+  std::string level;              // "ok", "warning", "problem"
   std::string message;
 };
 
 struct JobVerdict {
-  std::string key;     // "from_embedding", "from_photo", "lcm", "controlnet"
+  std::string key;  // "from_embedding", "from_photo", "lcm", "controlnet"
   std::string title;
   bool ready = false;
   std::vector<std::string> missing;  // role names
@@ -62,8 +62,8 @@ struct DoctorReport {
   GpuInfo gpu;
   bool build_has_cuda = false;
   std::vector<JobVerdict> jobs;
-  std::vector<std::string> notes;                                  // hardware and memory remarks
-  std::vector<std::pair<std::string, std::string>> environment;    // name -> value ("set" for the token)
+  std::vector<std::string> notes;                                // hardware and memory remarks
+  std::vector<std::pair<std::string, std::string>> environment;  // name -> value ("set" for the token)
 };
 
 DoctorReport run_doctor(const DoctorOptions& opts, const SearchEnv& env, const HubConfig& cfg);

@@ -49,7 +49,8 @@ std::string doctor_text(const DoctorReport& r) {
         s += cat("      ", pad(name, 38), pad(human_bytes(f.size), 10), f.dtype);
         if (!f.sha256.empty()) {
           s += cat("  sha256 ", f.sha256);
-          if (!f.check.empty()) s += cat(" ", f.check == "ok" ? "(verified: " : "(MISMATCH with ", f.expected_from, ")");
+          if (!f.check.empty())
+            s += cat(" ", f.check == "ok" ? "(verified: " : "(MISMATCH with ", f.expected_from, ")");
         }
         s += "\n";
       }
@@ -64,21 +65,23 @@ std::string doctor_text(const DoctorReport& r) {
     for (const auto& pf : r.python_folders) {
       std::string files;
       for (const auto& n : pf.onnx) files += (files.empty() ? "" : ", ") + n;
-      s += cat("  ", pf.dir, ": ", files.empty() ? "(no .onnx)" : files, "\n    ", pf.level == "ok" ? "ok" : pf.level,
-               ": ", pf.message, "\n");
+      s += cat("  ", pf.dir, ": ", files.empty() ? "(no .onnx)" : files, "\n    ",
+               pf.level == "ok" ? "ok" : pf.level, ": ", pf.message, "\n");
     }
     s += "  (arc2face.cpp itself loads arcface.onnx by its path, whatever else the folder holds)\n";
   }
   s += "\nMachine\n";
-  s += cat("  CPU: ", r.cpu.model.empty() ? "unknown model" : r.cpu.model, ", ", r.cpu.logical_cores, " logical cores (",
-           r.cpu.usable_cores, " usable), ", cpu_flags(r.cpu), "\n");
-  s += cat("  memory: ", human_bytes(r.memory.total), " total, ", human_bytes(r.memory.available), " available\n");
+  s += cat("  CPU: ", r.cpu.model.empty() ? "unknown model" : r.cpu.model, ", ", r.cpu.logical_cores,
+           " logical cores (", r.cpu.usable_cores, " usable), ", cpu_flags(r.cpu), "\n");
+  s += cat("  memory: ", human_bytes(r.memory.total), " total, ", human_bytes(r.memory.available),
+           " available\n");
   if (r.gpu.devices.empty()) {
     s += cat("  GPU: none (", r.gpu.note, ")\n");
   } else {
     for (size_t i = 0; i < r.gpu.devices.size(); ++i)
       s += cat("  GPU ", i, ": ", gpu_line(r.gpu.devices[i]), "\n");
-    s += cat("  NVIDIA driver: CUDA ", r.gpu.driver_version / 1000, ".", (r.gpu.driver_version % 1000) / 10, "\n");
+    s += cat("  NVIDIA driver: CUDA ", r.gpu.driver_version / 1000, ".", (r.gpu.driver_version % 1000) / 10,
+             "\n");
   }
   s += cat("  this build: ", r.build_has_cuda ? "CPU + CUDA" : "CPU only (no CUDA)", "\n");
   for (const auto& n : r.notes) s += cat("  note: ", n, "\n");
@@ -115,13 +118,17 @@ std::string doctor_json(const DoctorReport& r) {
       if (!f.check.empty()) jf["check"] = f.check;
       files.push_back(jf);
     }
-    roles[role_spec(dr.role).name] = {{"found", dr.found}, {"path", dr.path},         {"source", dr.source},
-                                      {"files", files},    {"partial", dr.partial}, {"searched", dr.searched}};
+    roles[role_spec(dr.role).name] = {{"found", dr.found},     {"path", dr.path},
+                                      {"source", dr.source},   {"files", files},
+                                      {"partial", dr.partial}, {"searched", dr.searched}};
   }
   j["models"] = roles;
   json pf = json::array();
   for (const auto& p : r.python_folders)
-    pf.push_back({{"dir", p.dir}, {"onnx", p.onnx}, {"recognizer", p.recognizer}, {"level", p.level},
+    pf.push_back({{"dir", p.dir},
+                  {"onnx", p.onnx},
+                  {"recognizer", p.recognizer},
+                  {"level", p.level},
                   {"message", p.message}});
   j["python_setup"] = pf;
   j["cpu"] = {{"model", r.cpu.model},
@@ -139,7 +146,8 @@ std::string doctor_json(const DoctorReport& r) {
   j["memory"] = {{"total", r.memory.total}, {"available", r.memory.available}};
   json gpus = json::array();
   for (const auto& g : r.gpu.devices)
-    gpus.push_back({{"name", g.name}, {"compute_capability", cat(g.cc_major, ".", g.cc_minor)}, {"memory", g.memory}});
+    gpus.push_back(
+        {{"name", g.name}, {"compute_capability", cat(g.cc_major, ".", g.cc_minor)}, {"memory", g.memory}});
   j["gpu"] = {{"driver_loaded", r.gpu.driver_loaded},
               {"driver_version", r.gpu.driver_version},
               {"devices", gpus},
@@ -147,7 +155,10 @@ std::string doctor_json(const DoctorReport& r) {
   j["build"] = {{"cuda", r.build_has_cuda}};
   json jobs = json::object();
   for (const auto& jb : r.jobs)
-    jobs[jb.key] = {{"title", jb.title}, {"ready", jb.ready}, {"missing", jb.missing}, {"fetch_command", jb.fetch_command}};
+    jobs[jb.key] = {{"title", jb.title},
+                    {"ready", jb.ready},
+                    {"missing", jb.missing},
+                    {"fetch_command", jb.fetch_command}};
   j["can_run"] = jobs;
   j["notes"] = r.notes;
   json envj = json::object();

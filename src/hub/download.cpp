@@ -73,7 +73,8 @@ class OutFile {
     while (off < n) {
       ssize_t r = ::pread(fd_, buf.data(), size_t(std::min<uint64_t>(buf.size(), n - off)), off_t(off));
       if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) fail("cannot read back ", path_.string(), ": ", r < 0 ? std::strerror(errno) : "short read");
+      if (r <= 0)
+        fail("cannot read back ", path_.string(), ": ", r < 0 ? std::strerror(errno) : "short read");
       h.update(buf.data(), size_t(r));
       off += uint64_t(r);
     }
@@ -94,7 +95,9 @@ class OutFile {
 
 }  // namespace
 
-bool is_transient_status(long status) { return status == 408 || status == 429 || (status >= 500 && status <= 599); }
+bool is_transient_status(long status) {
+  return status == 408 || status == 429 || (status >= 500 && status <= 599);
+}
 
 bool is_transient_transport(int curl_code) {
   switch (curl_code) {
@@ -138,15 +141,17 @@ std::string describe_failure(const HttpResponse& r, const std::string& what, boo
         s = cat("HTTP 401 Unauthorized for ", what,
                 ": the token in HF_TOKEN was refused or has no access to this repository");
       } else {
-        s = cat("HTTP 401 Unauthorized for ", what,
-                ": the repository is private or gated, or does not exist. If you have access, create a token at "
-                "https://huggingface.co/settings/tokens and set HF_TOKEN");
+        s = cat(
+            "HTTP 401 Unauthorized for ", what,
+            ": the repository is private or gated, or does not exist. If you have access, create a token at "
+            "https://huggingface.co/settings/tokens and set HF_TOKEN");
       }
       break;
     case 403:
       if (code == "GatedRepo") {
         s = cat("HTTP 403 for ", what,
-                ": this is a gated repository; accept its conditions on its Hugging Face page (logged in) and set "
+                ": this is a gated repository; accept its conditions on its Hugging Face page (logged in) "
+                "and set "
                 "HF_TOKEN to a token of that account");
       } else {
         s = cat("HTTP 403 Forbidden for ", what, token_sent ? " (with the token from HF_TOKEN)" : "");
@@ -202,16 +207,17 @@ DownloadResult download_file(HttpClient& http, const DownloadTarget& t, const Re
   bool restarted = false;
 
   auto report = [&](uint64_t done, bool finished) {
-    if (progress.fn) progress.fn({t.name, done, t.size.value_or(0), progress.index, progress.count, finished});
+    if (progress.fn)
+      progress.fn({t.name, done, t.size.value_or(0), progress.index, progress.count, finished});
   };
 
   for (;;) {
     OutFile out(t.incomplete);
     if (t.size && out.size() > *t.size) out.truncate(0);
-    // The git blob hash needs the size up front; without a size the hash is computed from the file at the end.
-    ExpectedHash::Kind stream_kind = (t.hash.kind == ExpectedHash::Kind::GitBlobSha1 && !t.size)
-                                         ? ExpectedHash::Kind::None
-                                         : t.hash.kind;
+    // The git blob hash needs the size up front; without a size the hash is computed from the file at the
+    // end.
+    ExpectedHash::Kind stream_kind =
+        (t.hash.kind == ExpectedHash::Kind::GitBlobSha1 && !t.size) ? ExpectedHash::Kind::None : t.hash.kind;
     FileHasher hasher(stream_kind, t.size.value_or(0));
     uint64_t have = out.size();
     bool resumed = have > 0;
@@ -241,13 +247,15 @@ DownloadResult download_file(HttpClient& http, const DownloadTarget& t, const Re
         if (r.status == 206) {
           uint64_t start = 0;
           int64_t total = -1;
-          if (!parse_content_range(r.header("content-range"), start, total) || start != t.range_begin + have) {
-            fatal = cat("unexpected Content-Range '", r.header("content-range"), "' for ", t.what, " (asked from byte ",
-                        t.range_begin + have, ")");
+          if (!parse_content_range(r.header("content-range"), start, total) ||
+              start != t.range_begin + have) {
+            fatal = cat("unexpected Content-Range '", r.header("content-range"), "' for ", t.what,
+                        " (asked from byte ", t.range_begin + have, ")");
             return false;
           }
           if (!t.range_mode && t.size && total >= 0 && uint64_t(total) != *t.size) {
-            fatal = cat("the server reports ", total, " bytes for ", t.what, " but the hub metadata says ", *t.size);
+            fatal = cat("the server reports ", total, " bytes for ", t.what, " but the hub metadata says ",
+                        *t.size);
             delete_partial = true;
             return false;
           }
@@ -265,7 +273,8 @@ DownloadResult download_file(HttpClient& http, const DownloadTarget& t, const Re
             have = 0;
           }
           if (t.size && !len.empty() && std::strtoull(len.c_str(), nullptr, 10) != *t.size) {
-            fatal = cat("the server sends ", len, " bytes for ", t.what, " but the hub metadata says ", *t.size);
+            fatal =
+                cat("the server sends ", len, " bytes for ", t.what, " but the hub metadata says ", *t.size);
             return false;
           }
           return true;
@@ -281,7 +290,8 @@ DownloadResult download_file(HttpClient& http, const DownloadTarget& t, const Re
         }
         std::string err = out.write(p, n);
         if (!err.empty()) {
-          fatal = cat("cannot write ", t.incomplete.string(), ": ", err, " (the partial file is kept; free space and "
+          fatal = cat("cannot write ", t.incomplete.string(), ": ", err,
+                      " (the partial file is kept; free space and "
                       "run again to resume)");
           return false;
         }
@@ -293,7 +303,8 @@ DownloadResult download_file(HttpClient& http, const DownloadTarget& t, const Re
       };
 
       HttpResponse r = http.get(t.url, headers, t.follow_redirects, handler);
-      if (range_ignored) throw RangeNotSupported(cat("the server of ", t.what, " does not support Range requests"));
+      if (range_ignored)
+        throw RangeNotSupported(cat("the server of ", t.what, " does not support Range requests"));
       if (!fatal.empty()) {
         out.close();
         if (delete_partial) std::filesystem::remove(t.incomplete, ec);
@@ -335,7 +346,8 @@ DownloadResult download_file(HttpClient& http, const DownloadTarget& t, const Re
     if (got != expected) {
       std::filesystem::remove(t.incomplete, ec);
       if (resumed && !restarted) {
-        log_warn(t.name, ": ", t.hash.name(), " mismatch after resuming a partial download (stale partial file?); "
+        log_warn(t.name, ": ", t.hash.name(),
+                 " mismatch after resuming a partial download (stale partial file?); "
                  "downloading it again from the beginning");
         restarted = true;
         continue;
@@ -346,7 +358,8 @@ DownloadResult download_file(HttpClient& http, const DownloadTarget& t, const Re
     if (!t.final_path.empty()) {
       if (t.final_path.has_parent_path()) std::filesystem::create_directories(t.final_path.parent_path(), ec);
       if (::rename(t.incomplete.c_str(), t.final_path.c_str()) != 0) {
-        fail("cannot move ", t.incomplete.string(), " to ", t.final_path.string(), ": ", std::strerror(errno));
+        fail("cannot move ", t.incomplete.string(), " to ", t.final_path.string(), ": ",
+             std::strerror(errno));
       }
       sync_dir(t.final_path.parent_path());
     }

@@ -21,11 +21,11 @@
 namespace a2f::hub {
 
 struct TransferProgress {
-  std::string name;     // what is being fetched (a repository path)
-  uint64_t done = 0;    // bytes of this file on disk
-  uint64_t total = 0;   // 0 when unknown
-  int index = 0;        // 1-based position in the batch
-  int count = 0;        // files in the batch
+  std::string name;    // what is being fetched (a repository path)
+  uint64_t done = 0;   // bytes of this file on disk
+  uint64_t total = 0;  // 0 when unknown
+  int index = 0;       // 1-based position in the batch
+  int count = 0;       // files in the batch
   bool finished = false;
 };
 using ProgressFn = std::function<void(const TransferProgress&)>;
@@ -38,7 +38,7 @@ struct ProgressContext {
 
 struct DownloadTarget {
   std::string url;
-  HeaderList headers;                // never logged (may hold the token)
+  HeaderList headers;  // never logged (may hold the token)
   bool follow_redirects = true;
   std::filesystem::path incomplete;  // bytes accumulate here
   std::filesystem::path final_path;  // renamed here after verification; empty: stays at `incomplete`
@@ -46,9 +46,9 @@ struct DownloadTarget {
   ExpectedHash hash;                 // verified after the last byte
   bool range_mode = false;           // the file is bytes [range_begin, range_begin + size) of the resource
   uint64_t range_begin = 0;
-  std::string name;                  // for progress and messages, e.g. "arc2face/config.json"
-  std::string what;                  // for messages, e.g. "FoivosPar/Arc2Face arc2face/config.json (<url>)"
-  bool token_sent = false;           // shapes the message of a 401
+  std::string name;         // for progress and messages, e.g. "arc2face/config.json"
+  std::string what;         // for messages, e.g. "FoivosPar/Arc2Face arc2face/config.json (<url>)"
+  bool token_sent = false;  // shapes the message of a 401
 };
 
 struct DownloadResult {

@@ -64,7 +64,8 @@ std::vector<FetchItem> plan_fetch(const FetchRequest& req, const std::string& de
   return items;
 }
 
-FetchSummary fetch_models(HttpClient* http, const HubConfig& cfg, const FetchRequest& req, const FetchObserver& obs) {
+FetchSummary fetch_models(HttpClient* http, const HubConfig& cfg, const FetchRequest& req,
+                          const FetchObserver& obs) {
   auto note = [&](const std::string& s) {
     if (obs.note) obs.note(s);
   };
@@ -112,11 +113,13 @@ FetchSummary fetch_models(HttpClient* http, const HubConfig& cfg, const FetchReq
   }
   uint64_t free = free_bytes(sum.root);
   note(cat(n, " files for ", req.dest ? "the folder " : "the Hugging Face cache ", sum.root.string(), ": ",
-           human_bytes(sum.bytes_planned), " to download", unknown ? " (+ the face detector, about 17 MB)" : "",
+           human_bytes(sum.bytes_planned), " to download",
+           unknown ? " (+ the face detector, about 17 MB)" : "",
            free != UINT64_MAX ? cat(", ", human_bytes(free), " free") : std::string()));
   if (sum.bytes_planned > 0 && free != UINT64_MAX && sum.bytes_planned + (64u << 20) > free) {
-    fail("not enough disk space in ", sum.root.string(), ": ", human_bytes(sum.bytes_planned), " to download, ",
-         human_bytes(free), " free. Free some space or choose another place with --dest DIR or HF_HOME");
+    fail("not enough disk space in ", sum.root.string(), ": ", human_bytes(sum.bytes_planned),
+         " to download, ", human_bytes(free),
+         " free. Free some space or choose another place with --dest DIR or HF_HOME");
   }
   if (req.dry_run) {
     for (size_t i = 0; i < items.size(); ++i) {
@@ -144,7 +147,8 @@ FetchSummary fetch_models(HttpClient* http, const HubConfig& cfg, const FetchReq
       if (fs::is_regular_file(final_path, ec)) {
         r.path = final_path;
       } else {
-        r = fetch_zip_member(*http, cfg, ZipMemberSource{cfg.antelopev2_url, kDetectorFile, cfg.detector_sha256},
+        r = fetch_zip_member(*http, cfg,
+                             ZipMemberSource{cfg.antelopev2_url, kDetectorFile, cfg.detector_sha256},
                              final_path, zip_work_dir(cfg, req), pc);
       }
     } else if (req.dest) {
@@ -153,7 +157,8 @@ FetchSummary fetch_models(HttpClient* http, const HubConfig& cfg, const FetchReq
       r = hf_download_to_cache(*http, cfg, it.file, meta[i], pc);
     }
     sum.bytes_received += r.bytes_received;
-    sum.files.push_back({it.label, r.path, r.outcome, r.bytes_received, it.from_zip ? std::nullopt : meta[i].size});
+    sum.files.push_back(
+        {it.label, r.path, r.outcome, r.bytes_received, it.from_zip ? std::nullopt : meta[i].size});
     if (r.outcome != FetchOutcome::Downloaded) {
       note(cat("[", i + 1, "/", n, "] ", it.label, ": already present"));
     }

@@ -23,9 +23,9 @@ uint64_t free_bytes(const std::filesystem::path& p);
 // "1.23 GB", "512 kB", "17 B" (decimal units, as download tools print them).
 std::string human_bytes(uint64_t n);
 
-// Exclusive lock on a lock file (created with its folders), held until destruction. Uses flock(), which is what
-// Python's filelock.FileLock uses on Unix, so a concurrent huggingface_hub download of the same blob waits
-// for us and we for it.
+// Exclusive lock on a lock file (created with its folders), held until destruction. Uses flock(), which is
+// what Python's filelock.FileLock uses on Unix, so a concurrent huggingface_hub download of the same blob
+// waits for us and we for it.
 class FileLock {
  public:
   explicit FileLock(const std::filesystem::path& lock_path);

@@ -54,7 +54,8 @@ std::string Digest::hex() {
 }
 
 bool is_hex(std::string_view s, size_t len) {
-  return s.size() == len && std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit((unsigned char)c); });
+  return s.size() == len &&
+         std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit((unsigned char)c); });
 }
 
 ExpectedHash ExpectedHash::from_etag(const std::string& etag) {
@@ -73,9 +74,12 @@ ExpectedHash ExpectedHash::from_etag(const std::string& etag) {
 
 const char* ExpectedHash::name() const {
   switch (kind) {
-    case Kind::Sha256: return "sha256";
-    case Kind::GitBlobSha1: return "git blob sha1";
-    case Kind::None: break;
+    case Kind::Sha256:
+      return "sha256";
+    case Kind::GitBlobSha1:
+      return "git blob sha1";
+    case Kind::None:
+      break;
   }
   return "none";
 }
@@ -134,7 +138,9 @@ std::string hash_file(const std::filesystem::path& p, ExpectedHash::Kind kind) {
 }
 }  // namespace
 
-std::string sha256_file(const std::filesystem::path& p) { return hash_file(p, ExpectedHash::Kind::Sha256); }
+std::string sha256_file(const std::filesystem::path& p) {
+  return hash_file(p, ExpectedHash::Kind::Sha256);
+}
 std::string git_blob_sha1_file(const std::filesystem::path& p) {
   return hash_file(p, ExpectedHash::Kind::GitBlobSha1);
 }

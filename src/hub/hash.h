@@ -31,7 +31,7 @@ class Digest {
 struct ExpectedHash {
   enum class Kind { None, Sha256, GitBlobSha1 };
   Kind kind = Kind::None;
-  std::string hex;  // lower-case
+  std::string hex;                                         // lower-case
   static ExpectedHash from_etag(const std::string& etag);  // 64 hex -> sha256, 40 hex -> git blob sha1
   const char* name() const;                                // "sha256" / "git blob sha1" / "none"
 };

@@ -31,7 +31,9 @@ fs::path path_from_repo(const std::string& p) {
   return r;
 }
 
-bool is_commit_hash(const std::string& s) { return is_hex(s, 40); }
+bool is_commit_hash(const std::string& s) {
+  return is_hex(s, 40);
+}
 
 HeaderList auth_headers(const HubConfig& cfg) {
   HeaderList h;
@@ -39,7 +41,9 @@ HeaderList auth_headers(const HubConfig& cfg) {
   return h;
 }
 
-std::string describe(const RepoFile& f, const std::string& url) { return cat(f.repo, " ", f.path, " (", url, ")"); }
+std::string describe(const RepoFile& f, const std::string& url) {
+  return cat(f.repo, " ", f.path, " (", url, ")");
+}
 
 ExpectedHash expected_hash(const RepoFile& f, const HubFileMetadata& m) {
   if (!f.known_sha256.empty()) return {ExpectedHash::Kind::Sha256, f.known_sha256};
@@ -134,7 +138,8 @@ double mtime_of(const fs::path& p) {
 }
 
 // Is the plain-folder file already the one the hub describes? Metadata first (cheap), then the content hash.
-bool local_file_is_current(const fs::path& file, const fs::path& meta, const RepoFile& f, const HubFileMetadata& m) {
+bool local_file_is_current(const fs::path& file, const fs::path& meta, const RepoFile& f,
+                           const HubFileMetadata& m) {
   std::error_code ec;
   if (!fs::is_regular_file(file, ec)) return false;
   uint64_t size = fs::file_size(file, ec);
@@ -223,12 +228,14 @@ HubFileMetadata get_file_metadata(HttpClient& http, const HubConfig& cfg, const 
     }
     break;
   }
-  if (r.curl_code != 0 || r.status < 200 || r.status > 399) fail(describe_failure(r, describe(f, m.url), !headers.empty()));
+  if (r.curl_code != 0 || r.status < 200 || r.status > 399)
+    fail(describe_failure(r, describe(f, m.url), !headers.empty()));
   m.commit = r.header("x-repo-commit");
   m.etag = normalize_etag(r.has_header("x-linked-etag") ? r.header("x-linked-etag") : r.header("etag"));
   std::string size = r.has_header("x-linked-size") ? r.header("x-linked-size") : r.header("content-length");
   if (!size.empty()) m.size = std::strtoull(size.c_str(), nullptr, 10);
-  m.location = (r.status >= 300 && r.has_header("location")) ? resolve_location(m.url, r.header("location")) : m.url;
+  m.location =
+      (r.status >= 300 && r.has_header("location")) ? resolve_location(m.url, r.header("location")) : m.url;
   A2F_CHECK(!m.commit.empty(), "the server at ", cfg.endpoint, " answered ", f.repo, " ", f.path,
             " without an X-Repo-Commit header: is HF_ENDPOINT a Hugging Face hub?");
   A2F_CHECK(!m.etag.empty(), "the hub sent no ETag for ", describe(f, m.url), ": cannot verify the download");
@@ -266,12 +273,13 @@ uint64_t bytes_missing_in_dir(const fs::path& dir, const std::string& local_rel,
   return size > have ? size - have : 0;
 }
 
-FetchResult hf_download_to_cache(HttpClient& http, const HubConfig& cfg, const RepoFile& f, const HubFileMetadata& m,
-                                 const ProgressContext& progress) {
+FetchResult hf_download_to_cache(HttpClient& http, const HubConfig& cfg, const RepoFile& f,
+                                 const HubFileMetadata& m, const ProgressContext& progress) {
   std::error_code ec;
   A2F_CHECK(!m.commit.empty() && m.commit.find('/') == std::string::npos && m.commit != "..", "bad commit '",
             m.commit, "'");
-  A2F_CHECK(m.etag.find('/') == std::string::npos && m.etag != "." && m.etag != "..", "bad etag '", m.etag, "'");
+  A2F_CHECK(m.etag.find('/') == std::string::npos && m.etag != "." && m.etag != "..", "bad etag '", m.etag,
+            "'");
   fs::path repo_dir = cfg.hub_cache / repo_folder_name(f.repo);
   fs::path pointer = repo_dir / "snapshots" / m.commit / path_from_repo(f.path);
   fs::path blob = repo_dir / "blobs" / m.etag;
@@ -299,8 +307,9 @@ FetchResult hf_download_to_cache(HttpClient& http, const HubConfig& cfg, const R
   return res;
 }
 
-FetchResult hf_download_to_dir(HttpClient& http, const HubConfig& cfg, const RepoFile& f, const HubFileMetadata& m,
-                               const fs::path& dir, const std::string& local_rel, const ProgressContext& progress) {
+FetchResult hf_download_to_dir(HttpClient& http, const HubConfig& cfg, const RepoFile& f,
+                               const HubFileMetadata& m, const fs::path& dir, const std::string& local_rel,
+                               const ProgressContext& progress) {
   A2F_CHECK(m.etag.find('/') == std::string::npos, "bad etag '", m.etag, "'");
   fs::path file = dir / path_from_repo(local_rel);
   fs::path meta = local_meta_path(dir, local_rel);

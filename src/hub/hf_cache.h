@@ -24,10 +24,10 @@
 namespace a2f::hub {
 
 struct RepoFile {
-  std::string repo;                // "owner/name"
+  std::string repo;  // "owner/name"
   std::string revision = "main";
-  std::string path;                // path inside the repository, '/'-separated
-  std::string known_sha256;        // when set, the file must have this sha256 whatever the hub says
+  std::string path;          // path inside the repository, '/'-separated
+  std::string known_sha256;  // when set, the file must have this sha256 whatever the hub says
 };
 
 struct HubFileMetadata {
@@ -53,7 +53,8 @@ std::string normalize_etag(std::string etag);
 
 // Snapshot folders of a cached repository, best first: the one refs/{revision} names (or the revision itself
 // when it is a commit hash), then the others, newest first. Empty when the repository is not cached.
-std::vector<std::filesystem::path> cached_snapshots(const std::filesystem::path& hub_cache, const std::string& repo,
+std::vector<std::filesystem::path> cached_snapshots(const std::filesystem::path& hub_cache,
+                                                    const std::string& repo,
                                                     const std::string& revision = "main");
 // A file of a cached repository (first snapshot that has it), as huggingface_hub's try_to_load_from_cache
 // but also accepting older snapshots.
@@ -68,11 +69,11 @@ uint64_t bytes_missing_in_dir(const std::filesystem::path& dir, const std::strin
                               const HubFileMetadata& m);
 
 // Into the cache layout (blobs + snapshots symlink + refs). Returns the snapshot path.
-FetchResult hf_download_to_cache(HttpClient& http, const HubConfig& cfg, const RepoFile& f, const HubFileMetadata& m,
-                                 const ProgressContext& progress = {});
+FetchResult hf_download_to_cache(HttpClient& http, const HubConfig& cfg, const RepoFile& f,
+                                 const HubFileMetadata& m, const ProgressContext& progress = {});
 // Into a plain folder at dir/local_rel, with huggingface_hub's local_dir metadata.
-FetchResult hf_download_to_dir(HttpClient& http, const HubConfig& cfg, const RepoFile& f, const HubFileMetadata& m,
-                               const std::filesystem::path& dir, const std::string& local_rel,
-                               const ProgressContext& progress = {});
+FetchResult hf_download_to_dir(HttpClient& http, const HubConfig& cfg, const RepoFile& f,
+                               const HubFileMetadata& m, const std::filesystem::path& dir,
+                               const std::string& local_rel, const ProgressContext& progress = {});
 
 }  // namespace a2f::hub

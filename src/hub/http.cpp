@@ -194,7 +194,8 @@ std::string url_quote_path(std::string_view path) {
   size_t start = 0;
   while (true) {
     size_t slash = path.find('/', start);
-    r += url_quote_all(path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start));
+    r += url_quote_all(
+        path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start));
     if (slash == std::string_view::npos) break;
     r.push_back('/');
     start = slash + 1;
@@ -204,7 +205,8 @@ std::string url_quote_path(std::string_view path) {
 
 double retry_after_seconds(const HttpResponse& r) {
   std::string v = r.header("retry-after");
-  if (v.empty() || !std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c); })) return -1;
+  if (v.empty() || !std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c); }))
+    return -1;
   return std::atof(v.c_str());
 }
 

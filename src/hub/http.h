@@ -15,14 +15,14 @@ namespace a2f::hub {
 using HeaderList = std::vector<std::string>;  // "Name: value" lines
 
 struct HttpResponse {
-  long status = 0;                                            // 0 when no response arrived
-  std::vector<std::pair<std::string, std::string>> headers;   // of the final response; names lower-case
-  std::string body;                                           // kept only when not streamed (capped at 64 kB)
-  std::string effective_url;                                  // after redirects curl followed
-  int curl_code = 0;                                          // CURLcode; 0 = the exchange completed
-  std::string curl_error;                                     // curl's message when curl_code != 0
-  bool aborted_by_handler = false;                            // the body handler stopped the transfer
-  std::string header(std::string_view lower_name) const;      // first value or ""
+  long status = 0;                                           // 0 when no response arrived
+  std::vector<std::pair<std::string, std::string>> headers;  // of the final response; names lower-case
+  std::string body;                                          // kept only when not streamed (capped at 64 kB)
+  std::string effective_url;                                 // after redirects curl followed
+  int curl_code = 0;                                         // CURLcode; 0 = the exchange completed
+  std::string curl_error;                                    // curl's message when curl_code != 0
+  bool aborted_by_handler = false;                           // the body handler stopped the transfer
+  std::string header(std::string_view lower_name) const;     // first value or ""
   bool has_header(std::string_view lower_name) const;
 };
 

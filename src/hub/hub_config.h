@@ -8,20 +8,21 @@
 namespace a2f::hub {
 
 struct RetryPolicy {
-  int max_attempts = 6;        // consecutive attempts without progress before giving up
-  double base_delay_s = 1.0;   // first wait; doubles each attempt
-  double max_delay_s = 30.0;   // cap of one wait (also caps Retry-After)
+  int max_attempts = 6;       // consecutive attempts without progress before giving up
+  double base_delay_s = 1.0;  // first wait; doubles each attempt
+  double max_delay_s = 30.0;  // cap of one wait (also caps Retry-After)
 };
 
 struct HubConfig {
   std::string endpoint = "https://huggingface.co";  // HF_ENDPOINT, no trailing '/'
-  std::string token;                                 // HF_TOKEN / HUGGING_FACE_HUB_TOKEN / token file
-  std::filesystem::path hf_home;                     // HF_HOME (default ~/.cache/huggingface)
-  std::filesystem::path hub_cache;                   // HF_HUB_CACHE (default $HF_HOME/hub)
-  std::filesystem::path arc2face_cache;              // ARC2FACE_CACHE (default ~/.cache/arc2face)
-  bool offline = false;                              // HF_HUB_OFFLINE: never touch the network
+  std::string token;                                // HF_TOKEN / HUGGING_FACE_HUB_TOKEN / token file
+  std::filesystem::path hf_home;                    // HF_HOME (default ~/.cache/huggingface)
+  std::filesystem::path hub_cache;                  // HF_HUB_CACHE (default $HF_HOME/hub)
+  std::filesystem::path arc2face_cache;             // ARC2FACE_CACHE (default ~/.cache/arc2face)
+  bool offline = false;                             // HF_HUB_OFFLINE: never touch the network
   // insightface's release of the antelopev2 pack (ARC2FACE_ANTELOPEV2_URL overrides it, e.g. for a mirror).
-  std::string antelopev2_url = "https://github.com/deepinsight/insightface/releases/download/v0.7/antelopev2.zip";
+  std::string antelopev2_url =
+      "https://github.com/deepinsight/insightface/releases/download/v0.7/antelopev2.zip";
   // sha256 the face detector must have, from the manifest (insightface's published checksum); tests put the
   // checksum of their own stand-in file here. Not settable from the environment.
   std::string detector_sha256;

@@ -1,5 +1,5 @@
-// The model files arc2face.cpp uses: where each comes from, where it goes in the `--dest DIR` layout, and what
-// is known about it. This is data; the code that discovers or downloads files reads it from here only.
+// The model files arc2face.cpp uses: where each comes from, where it goes in the `--dest DIR` layout, and
+// what is known about it. This is data; the code that discovers or downloads files reads it from here only.
 #pragma once
 #include <optional>
 #include <string>
@@ -14,13 +14,13 @@ enum class Component { Core, Base, Face, ControlNet, Lcm };
 
 struct RoleSpec {
   Role role;
-  const char* name;         // "unet" (also the JSON key)
-  const char* title;        // "Arc2Face UNet"
+  const char* name;   // "unet" (also the JSON key)
+  const char* title;  // "Arc2Face UNet"
   Component component;
-  bool is_dir;              // a folder holding `files`, or a single file (files[0])
-  const char* repo;         // Hugging Face repository; "" for the detector (insightface release)
-  const char* repo_dir;     // folder in the repository ("" = root)
-  const char* dest_dir;     // folder in the `--dest DIR` layout
+  bool is_dir;           // a folder holding `files`, or a single file (files[0])
+  const char* repo;      // Hugging Face repository; "" for the detector (insightface release)
+  const char* repo_dir;  // folder in the repository ("" = root)
+  const char* dest_dir;  // folder in the `--dest DIR` layout
   std::vector<const char*> files;
 };
 
@@ -36,7 +36,8 @@ inline constexpr const char* kDetectorFile = "scrfd_10g_bnkps.onnx";
 // buffalo_l's det_10g.onnx is the same file (same sha256), so an insightface buffalo_l install works too.
 inline constexpr const char* kDetectorAltFile = "det_10g.onnx";
 // sha256 of scrfd_10g_bnkps.onnx (= det_10g.onnx) as insightface publishes it (server/.../packages.py).
-inline constexpr const char* kDetectorSha256 = "5838f7fe053675b1c7a08b633df49e7af5495cee0493c7dcf6697200b85b5b91";
+inline constexpr const char* kDetectorSha256 =
+    "5838f7fe053675b1c7a08b633df49e7af5495cee0493c7dcf6697200b85b5b91";
 inline constexpr const char* kArcfaceFile = "arcface.onnx";
 inline constexpr const char* kGlintr100File = "glintr100.onnx";
 

@@ -18,7 +18,9 @@ double steady_now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-std::string rate(double bytes_per_s) { return bytes_per_s > 0 ? human_bytes(uint64_t(bytes_per_s)) + "/s" : "-"; }
+std::string rate(double bytes_per_s) {
+  return bytes_per_s > 0 ? human_bytes(uint64_t(bytes_per_s)) + "/s" : "-";
+}
 
 std::string clock_text(double s) {
   if (s < 0 || s > 99 * 3600) return "--:--";
@@ -41,16 +43,21 @@ std::string shorten(const std::string& s, size_t max_len) {
 }  // namespace
 
 ProgressPrinter::ProgressPrinter(FILE* out, bool is_tty, int width, Clock clock)
-    : out_(out), tty_(is_tty), width_(width > 0 ? width : 100), clock_(clock ? std::move(clock) : steady_now) {}
+    : out_(out),
+      tty_(is_tty),
+      width_(width > 0 ? width : 100),
+      clock_(clock ? std::move(clock) : steady_now) {}
 
-std::string ProgressPrinter::format_bar_line(const TransferProgress& p, double bytes_per_s, double eta_s, int width) {
+std::string ProgressPrinter::format_bar_line(const TransferProgress& p, double bytes_per_s, double eta_s,
+                                             int width) {
   std::string head = cat("[", p.index, "/", p.count, "] ");
   // Fixed-width fields, so that the line does not jitter as numbers change.
   char tail[96];
   if (p.total > 0) {
     int pct = int(100.0 * double(p.done) / double(p.total));
     std::snprintf(tail, sizeof(tail), " %3d%% %8s/%-8s %10s %5s", pct, human_bytes(p.done).c_str(),
-                  human_bytes(p.total).c_str(), rate(bytes_per_s).c_str(), p.finished ? "done" : clock_text(eta_s).c_str());
+                  human_bytes(p.total).c_str(), rate(bytes_per_s).c_str(),
+                  p.finished ? "done" : clock_text(eta_s).c_str());
   } else {
     std::snprintf(tail, sizeof(tail), " %8s %10s", human_bytes(p.done).c_str(), rate(bytes_per_s).c_str());
   }
@@ -74,7 +81,8 @@ std::string ProgressPrinter::format_plain_line(const TransferProgress& p, double
   std::string s = cat("[", p.index, "/", p.count, "] ", p.name, ": ");
   if (p.finished) return s + cat("done, ", human_bytes(p.done));
   s += human_bytes(p.done);
-  if (p.total > 0) s += cat(" of ", human_bytes(p.total), " (", int(100.0 * double(p.done) / double(p.total)), "%)");
+  if (p.total > 0)
+    s += cat(" of ", human_bytes(p.total), " (", int(100.0 * double(p.done) / double(p.total)), "%)");
   return s + ", " + rate(bytes_per_s);
 }
 

@@ -42,7 +42,8 @@ CpuInfo probe_cpu() {
   long online = ::sysconf(_SC_NPROCESSORS_ONLN);
   c.logical_cores = online > 0 ? unsigned(online) : std::thread::hardware_concurrency();
   cpu_set_t set;
-  c.usable_cores = ::sched_getaffinity(0, sizeof(set), &set) == 0 ? unsigned(CPU_COUNT(&set)) : c.logical_cores;
+  c.usable_cores =
+      ::sched_getaffinity(0, sizeof(set), &set) == 0 ? unsigned(CPU_COUNT(&set)) : c.logical_cores;
   return c;
 }
 

@@ -1,5 +1,5 @@
-// What the machine offers, for `arc2face doctor`: CPU model and vector extensions, cores, memory, and NVIDIA GPUs
-// seen through the driver library (dlopen("libcuda.so.1"): works in any build, with or without CUDA).
+// What the machine offers, for `arc2face doctor`: CPU model and vector extensions, cores, memory, and NVIDIA
+// GPUs seen through the driver library (dlopen("libcuda.so.1"): works in any build, with or without CUDA).
 #pragma once
 #include <cstdint>
 #include <string>

@@ -22,8 +22,8 @@ struct RangeBytes {
 
 // Reads bytes [begin, begin+len) of the resource, or its last `len` bytes when suffix is true. nullopt when
 // the server ignores Range requests.
-std::optional<RangeBytes> fetch_range(HttpClient& http, const HubConfig& cfg, const std::string& url, uint64_t begin,
-                                      uint64_t len, bool suffix, const std::string& what) {
+std::optional<RangeBytes> fetch_range(HttpClient& http, const HubConfig& cfg, const std::string& url,
+                                      uint64_t begin, uint64_t len, bool suffix, const std::string& what) {
   std::string range = suffix ? cat("Range: bytes=-", len) : cat("Range: bytes=", begin, "-", begin + len - 1);
   bool ignored = false;
   std::string data, content_range;
@@ -48,19 +48,21 @@ std::optional<RangeBytes> fetch_range(HttpClient& http, const HubConfig& cfg, co
   if (ignored) return std::nullopt;
   if (r.curl_code != 0 || r.status != 206) fail(describe_failure(r, what, false));
   unsigned long long a = 0, b = 0, total = 0;
-  A2F_CHECK(std::sscanf(content_range.c_str(), "bytes %llu-%llu/%llu", &a, &b, &total) == 3 && b + 1 == a + data.size(),
+  A2F_CHECK(std::sscanf(content_range.c_str(), "bytes %llu-%llu/%llu", &a, &b, &total) == 3 &&
+                b + 1 == a + data.size(),
             what, ": unexpected Content-Range '", content_range, "' for ", data.size(), " bytes");
-  A2F_CHECK(suffix ? b + 1 == total : a == begin, what, ": the server sent bytes ", a, "-", b, " for '", range, "'");
+  A2F_CHECK(suffix ? b + 1 == total : a == begin, what, ": the server sent bytes ", a, "-", b, " for '",
+            range, "'");
   return RangeBytes{std::move(data), a, total};
 }
 
-void verify_and_place(const fs::path& tmp, const std::string& sha, const ZipMemberSource& src, const fs::path& final_path,
-                      const std::string& what) {
+void verify_and_place(const fs::path& tmp, const std::string& sha, const ZipMemberSource& src,
+                      const fs::path& final_path, const std::string& what) {
   std::error_code ec;
   if (!src.known_sha256.empty() && sha != src.known_sha256) {
     fs::remove(tmp, ec);
-    fail("checksum mismatch for ", src.member, " from ", what, ": expected sha256 ", src.known_sha256, ", got ", sha,
-         ". The damaged file was deleted; run the command again to retry");
+    fail("checksum mismatch for ", src.member, " from ", what, ": expected sha256 ", src.known_sha256,
+         ", got ", sha, ". The damaged file was deleted; run the command again to retry");
   }
   fs::create_directories(final_path.parent_path(), ec);
   if (::rename(tmp.c_str(), final_path.c_str()) != 0)
@@ -71,7 +73,8 @@ void verify_and_place(const fs::path& tmp, const std::string& sha, const ZipMemb
 }  // namespace
 
 FetchResult fetch_zip_member(HttpClient& http, const HubConfig& cfg, const ZipMemberSource& src,
-                             const fs::path& final_path, const fs::path& work_dir, const ProgressContext& progress) {
+                             const fs::path& final_path, const fs::path& work_dir,
+                             const ProgressContext& progress) {
   A2F_CHECK(!cfg.offline, "offline mode (HF_HUB_OFFLINE=1): cannot download ", src.url);
   std::error_code ec;
   fs::create_directories(work_dir, ec);
@@ -102,7 +105,8 @@ FetchResult fetch_zip_member(HttpClient& http, const HubConfig& cfg, const ZipMe
       auto lh = fetch_range(http, cfg, src.url, e.local_header_offset, 30, false, what);
       if (!lh) throw RangeNotSupported("range requests stopped working");
       uint64_t data_begin = e.local_header_offset + zip_local_header_size(lh->data, what);
-      A2F_CHECK(data_begin + e.compressed_size <= tail->total, what, ": ", e.name, " extends past the archive");
+      A2F_CHECK(data_begin + e.compressed_size <= tail->total, what, ": ", e.name,
+                " extends past the archive");
       log_info("fetching ", e.name, " (", human_bytes(e.compressed_size), " compressed) out of ", src.url);
       DownloadTarget t;
       t.url = src.url;
@@ -128,7 +132,8 @@ FetchResult fetch_zip_member(HttpClient& http, const HubConfig& cfg, const ZipMe
   }
 
   // 2. The server ignores ranges: the whole archive, then the member out of it.
-  log_info(src.url, " does not support partial downloads: downloading the whole archive to extract ", src.member);
+  log_info(src.url, " does not support partial downloads: downloading the whole archive to extract ",
+           src.member);
   fs::path zip = work_dir / "archive.zip";
   DownloadTarget t;
   t.url = src.url;

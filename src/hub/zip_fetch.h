@@ -1,7 +1,7 @@
-// Fetches one member of a zip archive on a web server (insightface's antelopev2.zip on GitHub releases) into a
-// file. When the server answers Range requests (GitHub's release CDN does) only the end of the archive, its
-// central directory and the member's bytes are read (~17 MB instead of 360 MB), resumably; otherwise the whole
-// archive is downloaded (resumably) and the member extracted from it. The member's nested folder
+// Fetches one member of a zip archive on a web server (insightface's antelopev2.zip on GitHub releases) into
+// a file. When the server answers Range requests (GitHub's release CDN does) only the end of the archive, its
+// central directory and the member's bytes are read (~17 MB instead of 360 MB), resumably; otherwise the
+// whole archive is downloaded (resumably) and the member extracted from it. The member's nested folder
 // (antelopev2/antelopev2/...) does not matter: it is found by its file name. The result is verified (CRC-32
 // and the known sha256) and renamed into place; nothing partial is ever left at the final path.
 #pragma once

@@ -26,8 +26,12 @@ constexpr uint32_t kLocalSig = 0x04034b50;
 uint16_t u16(std::string_view s, size_t at) {
   return uint16_t(uint8_t(s[at]) | (uint8_t(s[at + 1]) << 8));
 }
-uint32_t u32(std::string_view s, size_t at) { return uint32_t(u16(s, at)) | (uint32_t(u16(s, at + 2)) << 16); }
-uint64_t u64(std::string_view s, size_t at) { return uint64_t(u32(s, at)) | (uint64_t(u32(s, at + 4)) << 32); }
+uint32_t u32(std::string_view s, size_t at) {
+  return uint32_t(u16(s, at)) | (uint32_t(u16(s, at + 2)) << 16);
+}
+uint64_t u64(std::string_view s, size_t at) {
+  return uint64_t(u32(s, at)) | (uint64_t(u32(s, at + 4)) << 32);
+}
 
 std::string read_range(int fd, uint64_t offset, uint64_t n, const fs::path& p) {
   std::string buf(size_t(n), '\0');
@@ -35,8 +39,9 @@ std::string read_range(int fd, uint64_t offset, uint64_t n, const fs::path& p) {
   while (got < n) {
     ssize_t r = ::pread(fd, buf.data() + got, size_t(n - got), off_t(offset + got));
     if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) fail("cannot read ", p.string(), " at byte ", offset + got, r < 0 ? ": " : " (file too short)",
-                     r < 0 ? std::strerror(errno) : "");
+    if (r <= 0)
+      fail("cannot read ", p.string(), " at byte ", offset + got, r < 0 ? ": " : " (file too short)",
+           r < 0 ? std::strerror(errno) : "");
     got += uint64_t(r);
   }
   return buf;
@@ -79,7 +84,8 @@ std::vector<ZipEntry> zip_parse_directory(std::string_view cd, const ZipDirector
   std::vector<ZipEntry> out;
   size_t p = 0;
   for (uint64_t i = 0; i < loc.entries; ++i) {
-    A2F_CHECK(p + 46 <= cd.size() && u32(cd, p) == kCentralSig, what, ": damaged central directory (entry ", i, ")");
+    A2F_CHECK(p + 46 <= cd.size() && u32(cd, p) == kCentralSig, what, ": damaged central directory (entry ",
+              i, ")");
     ZipEntry e;
     e.flags = u16(cd, p + 8);
     e.method = u16(cd, p + 10);
@@ -155,7 +161,8 @@ std::string zip_inflate_to_file(const fs::path& compressed, const ZipEntry& e, c
   std::string error;
   std::string ibuf(1 << 18, '\0'), obuf(1 << 18, '\0');
   auto emit = [&](const char* p, size_t n) {
-    if (n && std::fwrite(p, 1, n, o) != n) error = cat("cannot write ", out.string(), ": ", std::strerror(errno));
+    if (n && std::fwrite(p, 1, n, o) != n)
+      error = cat("cannot write ", out.string(), ": ", std::strerror(errno));
     sha.update(p, n);
     crc = crc32(crc, reinterpret_cast<const Bytef*>(p), uInt(n));
     written += n;
@@ -189,7 +196,8 @@ std::string zip_inflate_to_file(const fs::path& compressed, const ZipEntry& e, c
     inflateEnd(&zs);
   }
   std::fclose(in);
-  if (std::fflush(o) != 0 && error.empty()) error = cat("cannot write ", out.string(), ": ", std::strerror(errno));
+  if (std::fflush(o) != 0 && error.empty())
+    error = cat("cannot write ", out.string(), ": ", std::strerror(errno));
   ::fsync(fileno(o));
   std::fclose(o);
   if (error.empty() && written != e.size)
@@ -220,7 +228,8 @@ std::string zip_extract_member(const fs::path& zip, const std::string& basename,
   std::string cd = read_range(fd, loc.offset, loc.size, zip);
   auto entries = zip_parse_directory(cd, loc, what);
   const ZipEntry& e = zip_find_member(entries, basename, what);
-  uint64_t data = e.local_header_offset + zip_local_header_size(read_range(fd, e.local_header_offset, 30, zip), what);
+  uint64_t data =
+      e.local_header_offset + zip_local_header_size(read_range(fd, e.local_header_offset, 30, zip), what);
   A2F_CHECK(data + e.compressed_size <= total, what, ": ", e.name, " extends past the end of the archive");
   // Copy the compressed bytes to a side file, then inflate it (one code path for local and remote archives).
   fs::path packed = out;

@@ -1,5 +1,5 @@
-// The `arc2face download` and `arc2face doctor` commands, run as a user runs them, against a local imitation of
-// the Hugging Face hub (HF_ENDPOINT). Errors must be one clear line and a non-zero exit status.
+// The `arc2face download` and `arc2face doctor` commands, run as a user runs them, against a local imitation
+// of the Hugging Face hub (HF_ENDPOINT). Errors must be one clear line and a non-zero exit status.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -43,16 +43,18 @@ struct CliFixture : ::testing::Test {
   std::map<std::string, std::string> files;
   void SetUp() override { files = populate_model_repos(fake); }
   std::string env() const {
-    return "HF_ENDPOINT=" + fake.endpoint() + " HF_HOME=" + (tmp / "hf").string() + " HOME=" + tmp.path().string() +
-           " ARC2FACE_CACHE=" + (tmp / "a2f").string();
+    return "HF_ENDPOINT=" + fake.endpoint() + " HF_HOME=" + (tmp / "hf").string() +
+           " HOME=" + tmp.path().string() + " ARC2FACE_CACHE=" + (tmp / "a2f").string();
   }
 };
 
 TEST_F(CliFixture, DownloadIntoAFolderThenDoctorFindsIt) {
-  CliRun r = arc2face(env(), "download --only core,base --no-progress --dest '" + (tmp / "models").string() + "'",
-                   tmp.path());
+  CliRun r =
+      arc2face(env(), "download --only core,base --no-progress --dest '" + (tmp / "models").string() + "'",
+               tmp.path());
   ASSERT_EQ(r.status, 0) << r.out;
-  EXPECT_NE(r.out.find("11 files in " + (tmp / "models").string() + " (11 downloaded"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("11 files in " + (tmp / "models").string() + " (11 downloaded"), std::string::npos)
+      << r.out;
   EXPECT_EQ(read_file(tmp / "models/arc2face/diffusion_pytorch_model.safetensors"),
             files["FoivosPar/Arc2Face/arc2face/diffusion_pytorch_model.safetensors"]);
   EXPECT_EQ(read_file(tmp / "models/stable-diffusion-v1-5/scheduler/scheduler_config.json"),
@@ -79,7 +81,8 @@ TEST_F(CliFixture, DownloadIntoTheHfCache) {
   ASSERT_EQ(r.status, 0) << r.out;
   fs::path snap = tmp / "hf/hub/models--FoivosPar--Arc2Face/snapshots" / fake.commit();
   EXPECT_TRUE(fs::is_symlink(snap / "encoder/pytorch_model.bin"));
-  EXPECT_EQ(read_file(snap / "encoder/pytorch_model.bin"), files["FoivosPar/Arc2Face/encoder/pytorch_model.bin"]);
+  EXPECT_EQ(read_file(snap / "encoder/pytorch_model.bin"),
+            files["FoivosPar/Arc2Face/encoder/pytorch_model.bin"]);
   // Again: nothing to download.
   r = arc2face(env(), "download --only core --no-progress", tmp.path());
   ASSERT_EQ(r.status, 0) << r.out;
@@ -97,7 +100,8 @@ TEST_F(CliFixture, HubErrorsAreOneClearLine) {
   fake.make_private("FoivosPar/Arc2Face", "hf_secret");
   CliRun r = arc2face(env(), "download --only core", tmp.path());
   EXPECT_EQ(r.status, 1) << r.out;
-  EXPECT_EQ(r.out.rfind("error: HTTP 401 Unauthorized for FoivosPar/Arc2Face arc2face/config.json", 0), 0u) << r.out;
+  EXPECT_EQ(r.out.rfind("error: HTTP 401 Unauthorized for FoivosPar/Arc2Face arc2face/config.json", 0), 0u)
+      << r.out;
   EXPECT_NE(r.out.find("set HF_TOKEN"), std::string::npos) << r.out;
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
   r = arc2face(env() + " HF_TOKEN=hf_secret", "download --only core --no-progress", tmp.path());

@@ -55,7 +55,8 @@ FakeHub::FakeHub() : server_(std::make_unique<httplib::Server>()) {
   port_ = server_->bind_to_any_port("127.0.0.1");
   if (port_ <= 0) throw std::runtime_error("FakeHub: cannot bind 127.0.0.1");
   thread_ = std::thread([this] { server_->listen_after_bind(); });
-  for (int i = 0; i < 2000 && !server_->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (int i = 0; i < 2000 && !server_->is_running(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 FakeHub::~FakeHub() {
@@ -63,14 +64,17 @@ FakeHub::~FakeHub() {
   if (thread_.joinable()) thread_.join();
 }
 
-std::string FakeHub::endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+std::string FakeHub::endpoint() const {
+  return "http://127.0.0.1:" + std::to_string(port_);
+}
 
 void FakeHub::set_commit(const std::string& c) {
   std::lock_guard<std::mutex> l(mu_);
   commit_ = c;
 }
 
-void FakeHub::add_file(const std::string& repo, const std::string& path, const std::string& content, bool lfs) {
+void FakeHub::add_file(const std::string& repo, const std::string& path, const std::string& content,
+                       bool lfs) {
   std::lock_guard<std::mutex> l(mu_);
   files_[repo + "/" + path] = File{content, lfs};
   if (lfs) by_sha_[sha256(content)] = repo + "/" + path;
@@ -120,7 +124,8 @@ void FakeHub::routes() {
   using httplib::Response;
   server_->set_pre_routing_handler([this](const Request& req, Response&) {
     std::lock_guard<std::mutex> l(mu_);
-    log_.push_back({req.method, req.path, req.get_header_value("Range"), req.get_header_value("Authorization")});
+    log_.push_back(
+        {req.method, req.path, req.get_header_value("Range"), req.get_header_value("Authorization")});
     return httplib::Server::HandlerResponse::Unhandled;
   });
 
@@ -163,17 +168,17 @@ void FakeHub::routes() {
       return;
     }
     res.set_header("Accept-Ranges", "bytes");
-    res.set_content_provider(body.size(), "application/octet-stream",
-                             [body, drop, st](size_t offset, size_t length, httplib::DataSink& sink) {
-                               size_t end = offset + length;
-                               if (drop >= 0 && offset <= size_t(drop) && size_t(drop) < end &&
-                                   st->drops_left.fetch_sub(1) > 0) {
-                                 if (size_t(drop) > offset) sink.write(body.data() + offset, size_t(drop) - offset);
-                                 return false;  // the connection is closed mid-body
-                               }
-                               sink.write(body.data() + offset, length);
-                               return true;
-                             });
+    res.set_content_provider(
+        body.size(), "application/octet-stream",
+        [body, drop, st](size_t offset, size_t length, httplib::DataSink& sink) {
+          size_t end = offset + length;
+          if (drop >= 0 && offset <= size_t(drop) && size_t(drop) < end && st->drops_left.fetch_sub(1) > 0) {
+            if (size_t(drop) > offset) sink.write(body.data() + offset, size_t(drop) - offset);
+            return false;  // the connection is closed mid-body
+          }
+          sink.write(body.data() + offset, length);
+          return true;
+        });
   };
 
   server_->Get(R"(/([^/]+)/([^/]+)/resolve/([^/]+)/(.+))", [this, serve](const Request& req, Response& res) {
@@ -211,7 +216,8 @@ void FakeHub::routes() {
     l.unlock();
     if (file.lfs) {
       std::string sha = sha256(file.content);
-      res.set_header("ETag", "\"" + git_sha1("version https://git-lfs.github.com/spec/v1\noid sha256:" + sha) + "\"");
+      res.set_header("ETag",
+                     "\"" + git_sha1("version https://git-lfs.github.com/spec/v1\noid sha256:" + sha) + "\"");
       res.set_header("X-Linked-Etag", "\"" + sha + "\"");
       res.set_header("X-Linked-Size", std::to_string(file.content.size()));
       res.status = 302;
@@ -274,8 +280,8 @@ std::string pseudo_random_bytes(size_t n, uint32_t seed) {
 
 // A valid safetensors file holding one F32 tensor "w" of n values.
 std::string tiny_safetensors(size_t n, uint32_t seed) {
-  std::string header = "{\"w\":{\"dtype\":\"F32\",\"shape\":[" + std::to_string(n) + "],\"data_offsets\":[0," +
-                       std::to_string(4 * n) + "]}}";
+  std::string header = "{\"w\":{\"dtype\":\"F32\",\"shape\":[" + std::to_string(n) +
+                       "],\"data_offsets\":[0," + std::to_string(4 * n) + "]}}";
   std::string s(8, '\0');
   uint64_t len = header.size();
   for (int i = 0; i < 8; ++i) s[size_t(i)] = char((len >> (8 * i)) & 0xFF);
@@ -304,7 +310,8 @@ std::map<std::string, std::string> populate_model_repos(FakeHub& hub) {
       if (p.size() > 12 && p.compare(p.size() - 12, 12, ".safetensors") == 0) {
         content = tiny_safetensors(spec.role == hub::Role::Unet ? 60000 : 2000, seed++);
         lfs = true;
-      } else if (p.size() > 4 && (p.compare(p.size() - 4, 4, ".bin") == 0 || p.compare(p.size() - 5, 5, ".onnx") == 0)) {
+      } else if (p.size() > 4 &&
+                 (p.compare(p.size() - 4, 4, ".bin") == 0 || p.compare(p.size() - 5, 5, ".onnx") == 0)) {
         content = pseudo_random_bytes(30000, seed++);
         lfs = true;
       } else {

@@ -1,9 +1,10 @@
 // A local imitation of the Hugging Face hub for tests (cpp-httplib on 127.0.0.1, an ephemeral port, its own
-// thread): resolve URLs answering HEAD and GET with X-Repo-Commit / ETag / X-Linked-Etag / X-Linked-Size, a 302
-// to a /cdn/ path for LFS files, Range requests (206 + Content-Range), 401 for private repositories without the
-// token, 404 with X-Error-Code, relative redirects of renamed repositories; plus plain static files (a zip
-// "release" behind a redirect, with or without Range support). Faults can be injected per file: a connection
-// dropped after N bytes, a corrupted byte, HTTP errors with Retry-After. Every request is recorded.
+// thread): resolve URLs answering HEAD and GET with X-Repo-Commit / ETag / X-Linked-Etag / X-Linked-Size, a
+// 302 to a /cdn/ path for LFS files, Range requests (206 + Content-Range), 401 for private repositories
+// without the token, 404 with X-Error-Code, relative redirects of renamed repositories; plus plain static
+// files (a zip "release" behind a redirect, with or without Range support). Faults can be injected per file:
+// a connection dropped after N bytes, a corrupted byte, HTTP errors with Retry-After. Every request is
+// recorded.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -24,13 +25,13 @@ struct RecordedRequest {
 };
 
 struct Fault {
-  int64_t drop_at = -1;      // close the connection when a response body reaches this byte of the file
-  int drop_times = 0;        // how many responses (whose range holds that byte) are cut
-  bool corrupt = false;      // flip one byte in every response ...
-  int64_t corrupt_at = -1;   // ... this one (-1: the middle one)
-  int fail_status = 0;       // answer this status ...
-  int fail_times = 0;        // ... this many times (GET of the bytes only)
-  std::string retry_after;   // with this Retry-After header
+  int64_t drop_at = -1;     // close the connection when a response body reaches this byte of the file
+  int drop_times = 0;       // how many responses (whose range holds that byte) are cut
+  bool corrupt = false;     // flip one byte in every response ...
+  int64_t corrupt_at = -1;  // ... this one (-1: the middle one)
+  int fail_status = 0;      // answer this status ...
+  int fail_times = 0;       // ... this many times (GET of the bytes only)
+  std::string retry_after;  // with this Retry-After header
 };
 
 class FakeHub {
@@ -72,10 +73,10 @@ class FakeHub {
   int port_ = 0;
   std::string commit_;
   mutable std::mutex mu_;
-  std::map<std::string, File> files_;                // "owner/name/path"
-  std::map<std::string, std::string> by_sha_;        // sha256 -> "owner/name/path"
-  std::map<std::string, std::string> private_;       // repo -> token
-  std::map<std::string, std::string> renamed_;       // old -> new
+  std::map<std::string, File> files_;           // "owner/name/path"
+  std::map<std::string, std::string> by_sha_;   // sha256 -> "owner/name/path"
+  std::map<std::string, std::string> private_;  // repo -> token
+  std::map<std::string, std::string> renamed_;  // old -> new
   std::map<std::string, Static> statics_;
   struct FaultState;
   std::map<std::string, std::shared_ptr<FaultState>> faults_;

@@ -22,8 +22,8 @@ std::string folder(const std::string& repo) {
 }
 
 // Writes repo/path into a fake HF cache as huggingface_hub does: a blob named by a hash, a relative symlink.
-void cache_put(const fs::path& cache, const std::string& repo, const std::string& commit, const std::string& path,
-               const std::string& content) {
+void cache_put(const fs::path& cache, const std::string& repo, const std::string& commit,
+               const std::string& path, const std::string& content) {
   fs::path repo_dir = cache / folder(repo);
   std::string etag = FakeHub::sha256(content);
   write_file(repo_dir / "blobs" / etag, content);
@@ -74,7 +74,8 @@ hub::SearchEnv env_for(const TempDir& tmp) {
   return e;
 }
 
-const std::initializer_list<Role> kGenerate = {Role::Unet, Role::Encoder, Role::Vae, Role::Tokenizer, Role::Scheduler};
+const std::initializer_list<Role> kGenerate = {Role::Unet, Role::Encoder, Role::Vae, Role::Tokenizer,
+                                               Role::Scheduler};
 
 TEST(Discovery, FindsAPythonUsersHfCache) {
   TempDir tmp;
@@ -87,7 +88,8 @@ TEST(Discovery, FindsAPythonUsersHfCache) {
   EXPECT_EQ(d.paths.unet_dir, arc / "arc2face");
   EXPECT_EQ(d.paths.encoder_dir, arc / "encoder");
   EXPECT_EQ(d.paths.arcface_onnx, arc / "arcface.onnx");
-  EXPECT_EQ(d.paths.vae_dir, env.hub_cache / "models--runwayml--stable-diffusion-v1-5/snapshots" / kCommitA / "vae");
+  EXPECT_EQ(d.paths.vae_dir,
+            env.hub_cache / "models--runwayml--stable-diffusion-v1-5/snapshots" / kCommitA / "vae");
   EXPECT_EQ(d.paths.detector_onnx, env.arc2face_cache / "antelopev2" / hub::kDetectorFile);
   EXPECT_EQ(d.status(Role::Unet).source, "HF cache (FoivosPar/Arc2Face)");
   EXPECT_TRUE(hub::missing_for(d, {true, false, false}).empty());
@@ -100,14 +102,17 @@ TEST(Discovery, RefsMainFirstThenOlderSnapshots) {
   TempDir tmp;
   auto env = env_for(tmp);
   cache_roles(env.hub_cache, {Role::Unet}, kCommitA);
-  cache_put(env.hub_cache, hub::kArc2FaceRepo, kCommitB, "arc2face/config.json", "newer");  // B lacks the weights
+  cache_put(env.hub_cache, hub::kArc2FaceRepo, kCommitB, "arc2face/config.json",
+            "newer");  // B lacks the weights
   cache_ref(env.hub_cache, hub::kArc2FaceRepo, kCommitB);
   auto d = hub::discover_models({}, env);
-  EXPECT_EQ(d.paths.unet_dir, env.hub_cache / "models--FoivosPar--Arc2Face/snapshots" / kCommitA / "arc2face");
+  EXPECT_EQ(d.paths.unet_dir,
+            env.hub_cache / "models--FoivosPar--Arc2Face/snapshots" / kCommitA / "arc2face");
   // Now B is complete: refs/main wins.
   cache_put(env.hub_cache, hub::kArc2FaceRepo, kCommitB, "arc2face/diffusion_pytorch_model.safetensors", "w");
   d = hub::discover_models({}, env);
-  EXPECT_EQ(d.paths.unet_dir, env.hub_cache / "models--FoivosPar--Arc2Face/snapshots" / kCommitB / "arc2face");
+  EXPECT_EQ(d.paths.unet_dir,
+            env.hub_cache / "models--FoivosPar--Arc2Face/snapshots" / kCommitB / "arc2face");
 }
 
 TEST(Discovery, ADanglingSymlinkIsNotAFile) {
@@ -142,7 +147,8 @@ TEST(Discovery, PrecedenceFlagsCacheEnvCwd) {
   d = hub::discover_models(flags, env);
   EXPECT_EQ(d.status(Role::Unet).source, "--models");
   EXPECT_EQ(d.paths.unet_dir, flags.models_dir / "arc2face");
-  EXPECT_EQ(d.status(Role::Vae).source, "HF cache (stable-diffusion-v1-5/stable-diffusion-v1-5)");  // falls back
+  EXPECT_EQ(d.status(Role::Vae).source,
+            "HF cache (stable-diffusion-v1-5/stable-diffusion-v1-5)");  // falls back
 }
 
 TEST(Discovery, ARoleSpecificFlagIsFinal) {
@@ -198,7 +204,9 @@ TEST(Discovery, MissingMessageNamesFilesPlacesAndTheCommand) {
   EXPECT_NE(msg.find("generating from a photo with LCM-LoRA"), std::string::npos) << msg;
   EXPECT_NE(msg.find("scrfd_10g_bnkps.onnx"), std::string::npos) << msg;
   EXPECT_NE(msg.find("FoivosPar/Arc2Face arcface.onnx"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("latent-consistency/lcm-lora-sdv1-5 pytorch_lora_weights.safetensors"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("latent-consistency/lcm-lora-sdv1-5 pytorch_lora_weights.safetensors"),
+            std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("arc2face download --lcm"), std::string::npos) << msg;
   EXPECT_NE(msg.find("--download"), std::string::npos) << msg;
   EXPECT_NE(msg.find("./models: " + (env.cwd_models / "antelopev2").string()), std::string::npos) << msg;
@@ -240,15 +248,18 @@ TEST(Discovery, EnvironmentVariables) {
 TEST(Discovery, PublicApiFindModelsReadsTheEnvironment) {
   TempDir tmp;
   ScopedEnv e;
-  e.set("HF_HUB_CACHE", (tmp / "cache").string()).set("ARC2FACE_MODELS", std::nullopt).set("HOME", tmp.path().string());
+  e.set("HF_HUB_CACHE", (tmp / "cache").string())
+      .set("ARC2FACE_MODELS", std::nullopt)
+      .set("HOME", tmp.path().string());
   cache_roles(tmp / "cache", kGenerate, kCommitA);
   a2f::ModelJob job;
   a2f::ModelDiscovery d = a2f::find_models({}, job);
   EXPECT_TRUE(d.missing.empty()) << d.message;
   EXPECT_EQ(d.message, "");
-  EXPECT_EQ(d.paths.scheduler_dir,
-            (tmp / "cache/models--stable-diffusion-v1-5--stable-diffusion-v1-5/snapshots" / kCommitA / "scheduler")
-                .string());
+  EXPECT_EQ(
+      d.paths.scheduler_dir,
+      (tmp / "cache/models--stable-diffusion-v1-5--stable-diffusion-v1-5/snapshots" / kCommitA / "scheduler")
+          .string());
   job.controlnet = true;
   d = a2f::find_models({}, job);
   ASSERT_EQ(d.missing.size(), 1u);

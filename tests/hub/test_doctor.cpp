@@ -1,5 +1,5 @@
-// `arc2face doctor` pieces: safetensors dtypes from the header, the glintr100 check of Python setups, checksums
-// against the HF cache's blob names, the verdict, and the JSON form.
+// `arc2face doctor` pieces: safetensors dtypes from the header, the glintr100 check of Python setups,
+// checksums against the HF cache's blob names, the verdict, and the JSON form.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -20,16 +20,19 @@ std::string safetensors(const std::string& header_json, size_t data_bytes) {
 
 TEST(Doctor, SafetensorsDtypesFromTheHeaderOnly) {
   TempDir tmp;
-  write_file(tmp / "a.safetensors",
-             safetensors(R"({"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                         R"("b":{"dtype":"F16","shape":[2],"data_offsets":[8,12]},)"
-                         R"("c":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}})",
-                         16));
-  EXPECT_EQ(hub::safetensors_dtype_summary((tmp / "a.safetensors").string()), "F16 (1 tensors), F32 (2 tensors)");
+  write_file(
+      tmp / "a.safetensors",
+      safetensors(R"({"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                  R"("b":{"dtype":"F16","shape":[2],"data_offsets":[8,12]},)"
+                  R"("c":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}})",
+                  16));
+  EXPECT_EQ(hub::safetensors_dtype_summary((tmp / "a.safetensors").string()),
+            "F16 (1 tensors), F32 (2 tensors)");
   write_file(tmp / "bad.safetensors", std::string("\xff\xff\xff\xff\xff\xff\xff\x7f{}", 10));
   EXPECT_EQ(hub::safetensors_dtype_summary((tmp / "bad.safetensors").string()), "not a safetensors file");
   write_file(tmp / "junk.safetensors", safetensors("{not json", 0));
-  EXPECT_EQ(hub::safetensors_dtype_summary((tmp / "junk.safetensors").string()), "damaged safetensors header");
+  EXPECT_EQ(hub::safetensors_dtype_summary((tmp / "junk.safetensors").string()),
+            "damaged safetensors header");
 }
 
 TEST(Doctor, Glintr100NextToArcfaceIsAWarning) {
@@ -81,21 +84,23 @@ TEST(Doctor, ReportFindsVerifiesAndJudges) {
   write_file(env.cwd_models / "antelopev2/glintr100.onnx", "glint");
   write_file(env.cwd_models / "antelopev2/scrfd_10g_bnkps.onnx", "detector");
   // hf_hub_download(local_dir=...) metadata recorded the hub's sha256 of the UNet weights.
-  write_file(env.cwd_models / ".cache/huggingface/download/arc2face/diffusion_pytorch_model.safetensors.metadata",
-             "0123\n" + FakeHub::sha256(unet) + "\n1.0\n");
+  write_file(
+      env.cwd_models / ".cache/huggingface/download/arc2face/diffusion_pytorch_model.safetensors.metadata",
+      "0123\n" + FakeHub::sha256(unet) + "\n1.0\n");
   // SD1.5 in the HF cache, one blob deliberately damaged (its name is the sha256 the hub gave).
   fs::path snap = env.hub_cache / "models--stable-diffusion-v1-5--stable-diffusion-v1-5/snapshots/c0ffee";
   fs::path blobs = env.hub_cache / "models--stable-diffusion-v1-5--stable-diffusion-v1-5/blobs";
   for (const char* f : {"vae/config.json", "vae/diffusion_pytorch_model.safetensors", "tokenizer/merges.txt",
-                        "tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json", "tokenizer/vocab.json",
-                        "scheduler/scheduler_config.json"}) {
+                        "tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json",
+                        "tokenizer/vocab.json", "scheduler/scheduler_config.json"}) {
     std::string content = std::string("file ") + f;
     std::string sha = FakeHub::sha256(content);
     if (std::string(f) == "vae/diffusion_pytorch_model.safetensors") content[0] = 'F';  // damaged
     write_file(blobs / sha, content);
     fs::create_directories((snap / f).parent_path());
-    fs::create_symlink(fs::path(std::string(f).find('/') != std::string::npos ? "../../../blobs" : "../../blobs") / sha,
-                       snap / f);
+    fs::create_symlink(
+        fs::path(std::string(f).find('/') != std::string::npos ? "../../../blobs" : "../../blobs") / sha,
+        snap / f);
   }
   hub::DoctorOptions o;
   o.checksums = true;

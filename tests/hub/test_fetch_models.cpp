@@ -1,5 +1,5 @@
-// `arc2face download` as a whole against the fake hub: every manifest file into the HF cache or a --dest folder,
-// then found by discovery; second runs download nothing; offline mode makes no request at all.
+// `arc2face download` as a whole against the fake hub: every manifest file into the HF cache or a --dest
+// folder, then found by discovery; second runs download nothing; offline mode makes no request at all.
 #include <gtest/gtest.h>
 
 #include "arc2face/hub.h"
@@ -70,7 +70,8 @@ TEST_F(FetchFixture, OnlyTheRequestedComponents) {
   hub::FetchRequest req;
   req.components = {Component::Base};
   auto sum = hub::fetch_models(&http, cfg, req);
-  EXPECT_EQ(sum.files.size(), 7u);  // vae 2, tokenizer 4, scheduler 1: none of the 4 GB of unused SD1.5 weights
+  EXPECT_EQ(sum.files.size(),
+            7u);  // vae 2, tokenizer 4, scheduler 1: none of the 4 GB of unused SD1.5 weights
   for (const auto& q : fake.requests()) {
     EXPECT_TRUE(q.path.find("stable-diffusion-v1-5/resolve/main/") != std::string::npos ||
                 q.path.rfind("/cdn/", 0) == 0)
@@ -83,11 +84,12 @@ TEST_F(FetchFixture, DestFolderLayout) {
   hub::FetchRequest req;
   req.dest = tmp / "models";
   auto sum = hub::fetch_models(&http, cfg, req);
-  for (const char* rel : {"arc2face/config.json", "arc2face/diffusion_pytorch_model.safetensors", "encoder/config.json",
-                          "encoder/pytorch_model.bin", "antelopev2/arcface.onnx", "antelopev2/scrfd_10g_bnkps.onnx",
-                          "stable-diffusion-v1-5/vae/diffusion_pytorch_model.safetensors",
-                          "stable-diffusion-v1-5/tokenizer/merges.txt",
-                          "stable-diffusion-v1-5/scheduler/scheduler_config.json"})
+  for (const char* rel :
+       {"arc2face/config.json", "arc2face/diffusion_pytorch_model.safetensors", "encoder/config.json",
+        "encoder/pytorch_model.bin", "antelopev2/arcface.onnx", "antelopev2/scrfd_10g_bnkps.onnx",
+        "stable-diffusion-v1-5/vae/diffusion_pytorch_model.safetensors",
+        "stable-diffusion-v1-5/tokenizer/merges.txt",
+        "stable-diffusion-v1-5/scheduler/scheduler_config.json"})
     EXPECT_TRUE(fs::is_regular_file(*req.dest / rel)) << rel;
   EXPECT_FALSE(fs::exists(cfg.hub_cache));
   hub::SearchOptions o;
@@ -142,7 +144,8 @@ TEST_F(FetchFixture, OfflineModeMakesNoRequest) {
   } catch (const Error& e) {
     std::string m = e.what();
     EXPECT_NE(m.find("offline mode (HF_HUB_OFFLINE=1)"), std::string::npos) << m;
-    EXPECT_NE(m.find("FoivosPar/Arc2Face arc2face/diffusion_pytorch_model.safetensors"), std::string::npos) << m;
+    EXPECT_NE(m.find("FoivosPar/Arc2Face arc2face/diffusion_pytorch_model.safetensors"), std::string::npos)
+        << m;
   }
   EXPECT_EQ(fake.request_count(), 0u);
   // Online once, then offline: everything is reported present, still without a request.

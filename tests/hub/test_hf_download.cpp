@@ -1,5 +1,5 @@
-// Downloads from a local imitation of the Hugging Face hub: cache layout, CDN redirect, resume after a dropped
-// connection, verification, 401/404, retries, offline mode.
+// Downloads from a local imitation of the Hugging Face hub: cache layout, CDN redirect, resume after a
+// dropped connection, verification, 401/404, retries, offline mode.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -47,7 +47,8 @@ TEST_F(HubFixture, CacheLayoutBlobsSnapshotsRefs) {
   auto r = fetch(http, "unet/diffusion_pytorch_model.safetensors");
   auto c = fetch(http, "unet/config.json");
   EXPECT_EQ(r.outcome, hub::FetchOutcome::Downloaded);
-  fs::path pointer = repo_dir() / "snapshots" / fake.commit() / "unet" / "diffusion_pytorch_model.safetensors";
+  fs::path pointer =
+      repo_dir() / "snapshots" / fake.commit() / "unet" / "diffusion_pytorch_model.safetensors";
   EXPECT_EQ(r.path, pointer);
   ASSERT_TRUE(fs::is_symlink(pointer));
   EXPECT_EQ(fs::read_symlink(pointer).string(), "../../../blobs/" + FakeHub::sha256(weights));
@@ -158,7 +159,8 @@ TEST_F(HubFixture, ACorruptedByteFailsAndLeavesNothingInPlace) {
   fs::path inc = blob_of(weights, true);
   inc += ".incomplete";
   EXPECT_FALSE(fs::exists(inc));
-  EXPECT_FALSE(fs::exists(repo_dir() / "snapshots" / fake.commit() / "unet" / "diffusion_pytorch_model.safetensors"));
+  EXPECT_FALSE(
+      fs::exists(repo_dir() / "snapshots" / fake.commit() / "unet" / "diffusion_pytorch_model.safetensors"));
 }
 
 TEST_F(HubFixture, ACorruptedSmallFileFailsItsGitBlobHash) {
@@ -265,7 +267,7 @@ TEST_F(HubFixture, MetadataHeaders) {
   EXPECT_EQ(m.commit, fake.commit());
   EXPECT_EQ(m.etag, FakeHub::sha256(weights));  // X-Linked-Etag, unquoted
   ASSERT_TRUE(m.size.has_value());
-  EXPECT_EQ(*m.size, weights.size());           // X-Linked-Size
+  EXPECT_EQ(*m.size, weights.size());  // X-Linked-Size
   EXPECT_EQ(m.location, fake.endpoint() + "/cdn/" + FakeHub::sha256(weights) + "?signed=1");
 }
 
@@ -289,21 +291,25 @@ TEST_F(HubFixture, LocalDirLayoutWritesHuggingfaceHubMetadata) {
   auto r = hub::hf_download_to_dir(http, cfg, f, m, dir, "arc2face/diffusion_pytorch_model.safetensors");
   EXPECT_EQ(r.path, dir / "arc2face" / "diffusion_pytorch_model.safetensors");
   EXPECT_EQ(read_file(r.path), weights);
-  std::string meta = read_file(dir / ".cache/huggingface/download/arc2face/diffusion_pytorch_model.safetensors.metadata");
+  std::string meta =
+      read_file(dir / ".cache/huggingface/download/arc2face/diffusion_pytorch_model.safetensors.metadata");
   EXPECT_EQ(meta.substr(0, meta.find('\n', 41) + 1), fake.commit() + "\n" + FakeHub::sha256(weights) + "\n");
   fake.clear_requests();
-  EXPECT_EQ(hub::hf_download_to_dir(http, cfg, f, m, dir, "arc2face/diffusion_pytorch_model.safetensors").outcome,
-            hub::FetchOutcome::AlreadyPresent);
+  EXPECT_EQ(
+      hub::hf_download_to_dir(http, cfg, f, m, dir, "arc2face/diffusion_pytorch_model.safetensors").outcome,
+      hub::FetchOutcome::AlreadyPresent);
   // Without metadata (copied by hand), the content hash proves the file current.
   fs::remove(dir / ".cache/huggingface/download/arc2face/diffusion_pytorch_model.safetensors.metadata");
-  EXPECT_EQ(hub::hf_download_to_dir(http, cfg, f, m, dir, "arc2face/diffusion_pytorch_model.safetensors").outcome,
-            hub::FetchOutcome::AlreadyPresent);
+  EXPECT_EQ(
+      hub::hf_download_to_dir(http, cfg, f, m, dir, "arc2face/diffusion_pytorch_model.safetensors").outcome,
+      hub::FetchOutcome::AlreadyPresent);
   EXPECT_EQ(count_requests(fake, "GET", "/"), 0u);
   // A different local file is replaced.
   write_file(r.path, "old");
   fs::remove(dir / ".cache/huggingface/download/arc2face/diffusion_pytorch_model.safetensors.metadata");
-  EXPECT_EQ(hub::hf_download_to_dir(http, cfg, f, m, dir, "arc2face/diffusion_pytorch_model.safetensors").outcome,
-            hub::FetchOutcome::Downloaded);
+  EXPECT_EQ(
+      hub::hf_download_to_dir(http, cfg, f, m, dir, "arc2face/diffusion_pytorch_model.safetensors").outcome,
+      hub::FetchOutcome::Downloaded);
   EXPECT_EQ(read_file(r.path), weights);
 }
 

@@ -68,8 +68,8 @@ TEST(Progress, TerminalBarIsRedrawnAtMostTenTimesASecond) {
   EXPECT_NE(line.find(" 50% "), std::string::npos) << line;
   EXPECT_NE(line.find("0:05"), std::string::npos) << line;
   for (int w : {60, 80, 120}) {
-    line = hub::ProgressPrinter::format_bar_line({"a/long/name/of/a/file.safetensors", 500, 1000, 10, 12, false}, 1e6,
-                                                 5, w);
+    line = hub::ProgressPrinter::format_bar_line(
+        {"a/long/name/of/a/file.safetensors", 500, 1000, 10, 12, false}, 1e6, 5, w);
     EXPECT_LE(line.size(), size_t(w)) << line;
   }
 }

@@ -81,7 +81,8 @@ TEST_F(ZipFixture, FallsBackToTheWholeArchiveWithoutRangeSupport) {
 }
 
 TEST_F(ZipFixture, StoredMembersToo) {
-  fake.add_static("/files/antelopev2.zip", make_zip({{"antelopev2/scrfd_10g_bnkps.onnx", detector}}, false), true);
+  fake.add_static("/files/antelopev2.zip", make_zip({{"antelopev2/scrfd_10g_bnkps.onnx", detector}}, false),
+                  true);
   hub::HttpClient http;
   fs::path out = tmp / "scrfd_10g_bnkps.onnx";
   hub::fetch_zip_member(http, cfg, source(), out, tmp / "work");
@@ -145,7 +146,8 @@ TEST_F(ZipFixture, AMissingMemberListsTheArchive) {
     hub::fetch_zip_member(http, cfg, src, tmp / "nope.onnx", tmp / "work");
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("antelopev2/antelopev2/glintr100.onnx"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("antelopev2/antelopev2/glintr100.onnx"), std::string::npos)
+        << e.what();
   }
 }
 
