@@ -1,6 +1,7 @@
 #include "hub/fetch_models.h"
 
 #include "core/error.h"
+#include "core/log.h"
 #include "hub/fs_util.h"
 #include "hub/zip_fetch.h"
 
@@ -95,6 +96,10 @@ FetchSummary fetch_models(HttpClient* http, const HubConfig& cfg, const FetchReq
     return sum;
   }
   A2F_CHECK(http, "internal: no HTTP client in online mode");
+  if (!cfg.token.empty() && cfg.endpoint.rfind("http://", 0) == 0 &&
+      cfg.endpoint.rfind("http://127.0.0.1", 0) != 0 && cfg.endpoint.rfind("http://localhost", 0) != 0) {
+    log_warn("HF_ENDPOINT ", cfg.endpoint, " is plain http: the token in HF_TOKEN travels unencrypted");
+  }
 
   // 1. Ask the hub about every file (sizes and checksums) before downloading anything.
   std::vector<HubFileMetadata> meta(items.size());

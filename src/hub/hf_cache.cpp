@@ -35,6 +35,12 @@ bool is_commit_hash(const std::string& s) {
   return is_hex(s, 40);
 }
 
+// Commit ids and ETags from the server become file names in the cache: one plain path component only.
+bool safe_name(const std::string& s) {
+  if (s.empty() || s == "." || s == ".." || s.size() > 255) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return c != '/' && c != '\\' && c != '\0'; });
+}
+
 HeaderList auth_headers(const HubConfig& cfg) {
   HeaderList h;
   if (!cfg.token.empty()) h.push_back("Authorization: Bearer " + cfg.token);
@@ -276,10 +282,8 @@ uint64_t bytes_missing_in_dir(const fs::path& dir, const std::string& local_rel,
 FetchResult hf_download_to_cache(HttpClient& http, const HubConfig& cfg, const RepoFile& f,
                                  const HubFileMetadata& m, const ProgressContext& progress) {
   std::error_code ec;
-  A2F_CHECK(!m.commit.empty() && m.commit.find('/') == std::string::npos && m.commit != "..", "bad commit '",
-            m.commit, "'");
-  A2F_CHECK(m.etag.find('/') == std::string::npos && m.etag != "." && m.etag != "..", "bad etag '", m.etag,
-            "'");
+  A2F_CHECK(safe_name(m.commit), "the hub sent an unusable commit id '", m.commit, "'");
+  A2F_CHECK(safe_name(m.etag), "the hub sent an unusable ETag '", m.etag, "'");
   fs::path repo_dir = cfg.hub_cache / repo_folder_name(f.repo);
   fs::path pointer = repo_dir / "snapshots" / m.commit / path_from_repo(f.path);
   fs::path blob = repo_dir / "blobs" / m.etag;
@@ -310,7 +314,7 @@ FetchResult hf_download_to_cache(HttpClient& http, const HubConfig& cfg, const R
 FetchResult hf_download_to_dir(HttpClient& http, const HubConfig& cfg, const RepoFile& f,
                                const HubFileMetadata& m, const fs::path& dir, const std::string& local_rel,
                                const ProgressContext& progress) {
-  A2F_CHECK(m.etag.find('/') == std::string::npos, "bad etag '", m.etag, "'");
+  A2F_CHECK(safe_name(m.etag), "the hub sent an unusable ETag '", m.etag, "'");
   fs::path file = dir / path_from_repo(local_rel);
   fs::path meta = local_meta_path(dir, local_rel);
   FetchResult res;
