@@ -11,7 +11,7 @@ namespace a2f_cli {
 namespace {
 
 struct DoctorArgs {
-  a2f::ModelSearchOptions search;
+  arc2face::ModelSearchOptions search;
   bool checksums = false, json = false;
 };
 
@@ -31,7 +31,7 @@ void register_doctor(CLI::App& app) {
   cmd->add_flag("--checksums", args->checksums, "compute the sha256 of every file (reads all ~4.5 GB)");
   cmd->add_flag("--json", args->json, "machine-readable output");
   cmd->callback([args] {
-    std::string report = a2f::model_doctor_report(args->search, args->checksums, args->json);
+    std::string report = arc2face::model_doctor_report(args->search, args->checksums, args->json);
     std::fputs(report.c_str(), stdout);
   });
 }

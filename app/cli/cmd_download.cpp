@@ -37,7 +37,7 @@ std::string human(uint64_t n) {
 }
 
 void run_download(const DownloadArgs& a) {
-  a2f::ModelDownloadOptions o;
+  arc2face::ModelDownloadOptions o;
   o.dest_dir = a.dest;
   if (!a.only.empty()) {
     o.core = o.base = o.face = false;
@@ -55,8 +55,8 @@ void run_download(const DownloadArgs& a) {
       } else if (c == "lcm") {
         o.lcm = true;
       } else if (!c.empty()) {
-        throw std::runtime_error("--only: unknown component '" + c +
-                                 "' (use core, base, face, controlnet, lcm)");
+        throw arc2face::Error("--only: unknown component '" + c +
+                              "' (use core, base, face, controlnet, lcm)");
       }
     }
   }
@@ -65,9 +65,9 @@ void run_download(const DownloadArgs& a) {
   o.lcm = o.lcm || a.lcm;
   o.detector_from_hf_mirror = a.detector_from == "hf";
   o.dry_run = a.dry_run;
-  if (!a.no_progress) o.progress = a2f::stderr_download_progress();
+  if (!a.no_progress) o.progress = arc2face::stderr_download_progress();
   o.note = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
-  a2f::ModelDownloadResult r = a2f::download_models(o);
+  arc2face::ModelDownloadResult r = arc2face::download_models(o);
   if (a.dry_run) return;
   std::printf("%d files in %s (%d downloaded, %s received)\n", r.files, r.root.c_str(), r.downloaded,
               human(r.bytes_received).c_str());
@@ -85,12 +85,11 @@ void run_download(const DownloadArgs& a) {
 void register_download(CLI::App& app) {
   auto args = std::make_shared<DownloadArgs>();
   CLI::App* cmd = app.add_subcommand("download",
-                                     "Fetch the model files: Arc2Face (UNet, encoder, arcface.onnx), SD1.5 "
-                                     "vae/tokenizer/scheduler, the SCRFD face "
-                                     "detector; resumable and verified. Default: into the Hugging Face cache "
-                                     "($HF_HOME/hub), shared with Python.");
+                                     "Fetch the model files (Arc2Face, SD1.5 vae/tokenizer/scheduler, face "
+                                     "detector): resumable, verified; into "
+                                     "the Hugging Face cache unless --dest DIR");
   cmd->add_option("--dest", args->dest, "write a plain folder layout here instead of the Hugging Face cache");
-  cmd->add_flag("--controlnet", args->controlnet, "also fetch Arc2Face's pose ControlNet (1.4 GB)");
+  cmd->add_flag("--controlnet", args->controlnet, "also fetch Arc2Face's pose ControlNet");
   cmd->add_flag("--lcm", args->lcm, "also fetch the LCM-LoRA for SD1.5 (fast 2-4 step sampling)");
   cmd->add_flag("--all", args->all, "everything: core, base, face, controlnet, lcm");
   cmd->add_option("--only", args->only, "comma-separated components: core, base, face, controlnet, lcm");

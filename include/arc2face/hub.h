@@ -1,19 +1,21 @@
 // arc2face.cpp public API: getting the model files.
 //
-//   a2f::ModelJob job;  job.from_photo = true;
-//   a2f::ModelDiscovery d = a2f::find_models({}, job);        // flags > HF cache > $ARC2FACE_MODELS >
+//   arc2face::ModelJob job;  job.from_photo = true;
+//   arc2face::ModelDiscovery d = arc2face::find_models({}, job);        // flags > HF cache >
+//   $ARC2FACE_MODELS >
 //   ./models if (!d.missing.empty()) { fputs(d.message.c_str(), stderr); return 1; }   // names files +
 //   `arc2face download` load(d.paths.unet_dir, d.paths.encoder_dir, ...);
 //
-//   a2f::ModelDownloadOptions o;  o.progress = a2f::stderr_download_progress();
-//   a2f::download_models(o);   // into the Hugging Face cache ($HF_HOME/hub), shared with the Python stack
+//   arc2face::ModelDownloadOptions o;  o.progress = arc2face::stderr_download_progress();
+//   arc2face::download_models(o);   // into the Hugging Face cache ($HF_HOME/hub), shared with the Python
+//   stack
 //
 // Environment honoured (as huggingface_hub reads it): HF_ENDPOINT, HF_TOKEN (or HF_HOME/token), HF_HOME,
 // HF_HUB_CACHE, HF_HUB_OFFLINE=1 (never touch the network); plus ARC2FACE_MODELS (a models folder),
 // ARC2FACE_CACHE (where the face detector taken out of insightface's zip is kept, default ~/.cache/arc2face)
 // and ARC2FACE_ANTELOPEV2_URL (a mirror of insightface's antelopev2.zip). See docs/download.md.
 //
-// Errors are thrown as std::runtime_error subclasses with a message meant for the user.
+// Errors are thrown as arc2face::Error with a message meant for the user.
 // Thread-safety: every function may be called from any thread; downloads into the same place by several
 // processes (or by Python's huggingface_hub) are serialised by lock files.
 #pragma once
@@ -22,7 +24,9 @@
 #include <string>
 #include <vector>
 
-namespace a2f {
+#include "arc2face/arc2face.h"
+
+namespace arc2face {
 
 // Resolved locations, one per role; "" when not found.
 struct ModelPaths {
@@ -118,4 +122,4 @@ ModelPaths require_models(const ModelSearchOptions& search, const ModelJob& job,
 // CPU/GPU, and what can run. Text or JSON.
 std::string model_doctor_report(const ModelSearchOptions& search, bool checksums, bool json);
 
-}  // namespace a2f
+}  // namespace arc2face

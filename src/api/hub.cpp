@@ -9,7 +9,9 @@
 #include "hub/fetch_models.h"
 #include "hub/progress.h"
 
-namespace a2f {
+namespace arc2face {
+namespace a2f = ::a2f;
+namespace hub = ::a2f::hub;
 namespace {
 
 hub::SearchOptions to_hub(const ModelSearchOptions& s) {
@@ -66,10 +68,20 @@ ModelDiscovery discover(const ModelSearchOptions& search, const ModelJob& job, c
   return r;
 }
 
+// Library errors cross the public boundary as arc2face::Error.
+template <class F>
+auto guarded(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const a2f::Error& e) {
+    throw Error(e.what());
+  }
+}
+
 }  // namespace
 
 ModelDiscovery find_models(const ModelSearchOptions& search, const ModelJob& job) {
-  return discover(search, job, hub::hub_config_from_env());
+  return guarded([&] { return discover(search, job, hub::hub_config_from_env()); });
 }
 
 DownloadProgressCallback stderr_download_progress() {
@@ -80,54 +92,57 @@ DownloadProgressCallback stderr_download_progress() {
 }
 
 ModelDownloadResult download_models(const ModelDownloadOptions& o) {
-  hub::HubConfig cfg = hub::hub_config_from_env();
-  hub::FetchRequest req;
-  if (!o.dest_dir.empty()) req.dest = std::filesystem::absolute(o.dest_dir);
-  req.components.clear();
-  if (o.core) req.components.insert(hub::Component::Core);
-  if (o.base) req.components.insert(hub::Component::Base);
-  if (o.face) req.components.insert(hub::Component::Face);
-  if (o.controlnet) req.components.insert(hub::Component::ControlNet);
-  if (o.lcm) req.components.insert(hub::Component::Lcm);
-  A2F_CHECK(!req.components.empty(), "nothing to download: every component is switched off");
-  req.detector_source =
-      o.detector_from_hf_mirror ? hub::DetectorSource::HfMirror : hub::DetectorSource::GithubRelease;
-  req.dry_run = o.dry_run;
-  std::unique_ptr<hub::HttpClient> http;
-  if (!cfg.offline) {
-    hub::HttpClientOptions ho;
-    ho.connect_timeout_s = cfg.connect_timeout_s;
-    ho.stall_timeout_s = cfg.stall_timeout_s;
-    http = std::make_unique<hub::HttpClient>(ho);
-  }
-  hub::FetchSummary s =
-      hub::fetch_models(http.get(), cfg, req, hub::FetchObserver{to_hub(o.progress), o.note});
-  ModelDownloadResult r;
-  r.root = s.root.string();
-  r.files = int(s.files.size());
-  r.bytes_received = s.bytes_received;
-  r.bytes_planned = s.bytes_planned;
-  for (const auto& f : s.files) {
-    if (f.outcome == hub::FetchOutcome::Downloaded) ++r.downloaded;
-    r.paths.push_back(f.path.string());
-  }
-  return r;
+  return guarded([&] {
+    hub::HubConfig cfg = hub::hub_config_from_env();
+    hub::FetchRequest req;
+    if (!o.dest_dir.empty()) req.dest = std::filesystem::absolute(o.dest_dir);
+    req.components.clear();
+    if (o.core) req.components.insert(hub::Component::Core);
+    if (o.base) req.components.insert(hub::Component::Base);
+    if (o.face) req.components.insert(hub::Component::Face);
+    if (o.controlnet) req.components.insert(hub::Component::ControlNet);
+    if (o.lcm) req.components.insert(hub::Component::Lcm);
+    if (req.components.empty()) throw Error("nothing to download: every component is switched off");
+    req.detector_source =
+        o.detector_from_hf_mirror ? hub::DetectorSource::HfMirror : hub::DetectorSource::GithubRelease;
+    req.dry_run = o.dry_run;
+    std::unique_ptr<hub::HttpClient> http;
+    if (!cfg.offline) {
+      hub::HttpClientOptions ho;
+      ho.connect_timeout_s = cfg.connect_timeout_s;
+      ho.stall_timeout_s = cfg.stall_timeout_s;
+      http = std::make_unique<hub::HttpClient>(ho);
+    }
+    hub::FetchSummary s =
+        hub::fetch_models(http.get(), cfg, req, hub::FetchObserver{to_hub(o.progress), o.note});
+    ModelDownloadResult r;
+    r.root = s.root.string();
+    r.files = int(s.files.size());
+    r.bytes_received = s.bytes_received;
+    r.bytes_planned = s.bytes_planned;
+    for (const auto& f : s.files) {
+      if (f.outcome == hub::FetchOutcome::Downloaded) ++r.downloaded;
+      r.paths.push_back(f.path.string());
+    }
+    return r;
+  });
 }
 
 ModelPaths require_models(const ModelSearchOptions& search, const ModelJob& job, bool download,
                           const DownloadProgressCallback& progress) {
-  hub::HubConfig cfg = hub::hub_config_from_env();
-  ModelDiscovery d = discover(search, job, cfg);
+  hub::HubConfig cfg = guarded([] { return hub::hub_config_from_env(); });
+  ModelDiscovery d = guarded([&] { return discover(search, job, cfg); });
   if (d.missing.empty()) return d.paths;
-  if (!download) fail(d.message);
+  if (!download) throw Error(d.message);
   // A role pinned by an explicit flag is looked for there only: downloading into the cache would not help.
   for (const auto& m : d.missing) {
     bool all_explicit = !m.searched.empty();
     for (const auto& s : m.searched) all_explicit = all_explicit && s.rfind("--", 0) == 0;
     if (all_explicit) {
-      fail(d.message, "\n(", m.role,
-           " is looked for only where a flag points; --download writes to the Hugging "
-           "Face cache: drop the flag, or fill that folder with `arc2face download --dest DIR`)");
+      throw Error(a2f::cat(
+          d.message, "\n(", m.role,
+          " is looked for only where a flag points; --download writes to the Hugging Face cache: drop "
+          "the flag, or fill that folder with `arc2face download --dest DIR`)"));
     }
   }
   ModelDownloadOptions o;
@@ -141,21 +156,23 @@ ModelPaths require_models(const ModelSearchOptions& search, const ModelJob& job,
   o.lcm = job.lcm && d.paths.lcm_lora_file.empty();
   o.progress = progress;
   download_models(o);
-  ModelDiscovery again = discover(search, job, cfg);
-  if (!again.missing.empty()) fail(again.message);
+  ModelDiscovery again = guarded([&] { return discover(search, job, cfg); });
+  if (!again.missing.empty()) throw Error(again.message);
   return again.paths;
 }
 
 std::string model_doctor_report(const ModelSearchOptions& search, bool checksums, bool json) {
-  hub::HubConfig cfg = hub::hub_config_from_env();
-  hub::DoctorOptions o;
-  o.search = to_hub(search);
-  o.checksums = checksums;
+  return guarded([&] {
+    hub::HubConfig cfg = hub::hub_config_from_env();
+    hub::DoctorOptions o;
+    o.search = to_hub(search);
+    o.checksums = checksums;
 #ifdef A2F_HAVE_CUDA
-  o.build_has_cuda = true;
+    o.build_has_cuda = true;
 #endif
-  hub::DoctorReport r = hub::run_doctor(o, hub::SearchEnv::from_env(cfg), cfg);
-  return json ? hub::doctor_json(r) : hub::doctor_text(r);
+    hub::DoctorReport r = hub::run_doctor(o, hub::SearchEnv::from_env(cfg), cfg);
+    return json ? hub::doctor_json(r) : hub::doctor_text(r);
+  });
 }
 
-}  // namespace a2f
+}  // namespace arc2face

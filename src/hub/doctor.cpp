@@ -4,12 +4,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <set>
 
 #include "core/error.h"
 #include "hub/fs_util.h"
 #include "hub/hash.h"
+#include "io/mapped_file.h"
+#include "io/safetensors.h"
 
 namespace a2f::hub {
 namespace fs = std::filesystem;
@@ -84,32 +85,18 @@ std::string env_or(const char* name, const char* fallback) {
 }  // namespace
 
 std::string safetensors_dtype_summary(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return {};
-  unsigned char len8[8];
-  std::string header;
-  bool ok = std::fread(len8, 1, 8, f) == 8;
-  uint64_t n = 0;
-  for (int i = 7; ok && i >= 0; --i) n = (n << 8) | len8[i];
-  std::error_code ec;
-  uint64_t size = fs::file_size(path, ec);
-  ok = ok && n > 1 && n < (100u << 20) && n + 8 <= size;
-  if (ok) {
-    header.resize(size_t(n));
-    ok = std::fread(header.data(), 1, header.size(), f) == header.size();
+  // The io layer's parser validates the whole header (dtypes, shapes, offsets) without reading the data.
+  try {
+    auto file = MappedFile::open(path);
+    SafetensorsHeader h = safetensors_parse_header(file->data(), file->size(), path);
+    std::map<std::string, int> counts;
+    for (const auto& e : h.entries) counts[safetensors_dtype_name(e.dtype)]++;
+    std::string s;
+    for (const auto& [dt, c] : counts) s += cat(s.empty() ? "" : ", ", dt, " (", c, " tensors)");
+    return s.empty() ? "no tensors" : s;
+  } catch (const Error& e) {
+    return cat("INVALID: ", e.what());
   }
-  std::fclose(f);
-  if (!ok) return "not a safetensors file";
-  nlohmann::json j = nlohmann::json::parse(header, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return "damaged safetensors header";
-  std::map<std::string, int> counts;
-  for (const auto& [k, v] : j.items()) {
-    if (k == "__metadata__" || !v.is_object() || !v.contains("dtype") || !v["dtype"].is_string()) continue;
-    counts[v["dtype"].get<std::string>()]++;
-  }
-  std::string s;
-  for (const auto& [dt, c] : counts) s += cat(s.empty() ? "" : ", ", dt, " (", c, " tensors)");
-  return s.empty() ? "no tensors" : s;
 }
 
 PythonFolderCheck check_python_folder(const std::string& dir) {

@@ -71,7 +71,8 @@ std::string doctor_text(const DoctorReport& r);
 std::string doctor_json(const DoctorReport& r);
 
 // Helpers (tested on their own).
-std::string safetensors_dtype_summary(const std::string& path);  // "" when not a readable safetensors file
+// "F16 (1 tensors), F32 (2 tensors)"; "INVALID: <why>" when the header does not validate.
+std::string safetensors_dtype_summary(const std::string& path);
 PythonFolderCheck check_python_folder(const std::string& dir);
 
 }  // namespace a2f::hub

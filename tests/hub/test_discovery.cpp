@@ -252,8 +252,8 @@ TEST(Discovery, PublicApiFindModelsReadsTheEnvironment) {
       .set("ARC2FACE_MODELS", std::nullopt)
       .set("HOME", tmp.path().string());
   cache_roles(tmp / "cache", kGenerate, kCommitA);
-  a2f::ModelJob job;
-  a2f::ModelDiscovery d = a2f::find_models({}, job);
+  arc2face::ModelJob job;
+  arc2face::ModelDiscovery d = arc2face::find_models({}, job);
   EXPECT_TRUE(d.missing.empty()) << d.message;
   EXPECT_EQ(d.message, "");
   EXPECT_EQ(
@@ -261,13 +261,13 @@ TEST(Discovery, PublicApiFindModelsReadsTheEnvironment) {
       (tmp / "cache/models--stable-diffusion-v1-5--stable-diffusion-v1-5/snapshots" / kCommitA / "scheduler")
           .string());
   job.controlnet = true;
-  d = a2f::find_models({}, job);
+  d = arc2face::find_models({}, job);
   ASSERT_EQ(d.missing.size(), 1u);
   EXPECT_EQ(d.missing[0].role, "controlnet");
   EXPECT_EQ(d.download_command, "arc2face download --controlnet");
-  EXPECT_THROW(a2f::require_models({}, job, false), std::runtime_error);
+  EXPECT_THROW(arc2face::require_models({}, job, false), arc2face::Error);
   job.controlnet = false;
-  EXPECT_EQ(a2f::require_models({}, job, false).unet_dir, d.paths.unet_dir);
+  EXPECT_EQ(arc2face::require_models({}, job, false).unet_dir, d.paths.unet_dir);
 }
 
 }  // namespace

@@ -29,10 +29,10 @@ TEST(Doctor, SafetensorsDtypesFromTheHeaderOnly) {
   EXPECT_EQ(hub::safetensors_dtype_summary((tmp / "a.safetensors").string()),
             "F16 (1 tensors), F32 (2 tensors)");
   write_file(tmp / "bad.safetensors", std::string("\xff\xff\xff\xff\xff\xff\xff\x7f{}", 10));
-  EXPECT_EQ(hub::safetensors_dtype_summary((tmp / "bad.safetensors").string()), "not a safetensors file");
+  EXPECT_EQ(hub::safetensors_dtype_summary((tmp / "bad.safetensors").string()).rfind("INVALID: ", 0), 0u);
   write_file(tmp / "junk.safetensors", safetensors("{not json", 0));
-  EXPECT_EQ(hub::safetensors_dtype_summary((tmp / "junk.safetensors").string()),
-            "damaged safetensors header");
+  EXPECT_EQ(hub::safetensors_dtype_summary((tmp / "junk.safetensors").string()).rfind("INVALID: ", 0), 0u);
+  EXPECT_EQ(hub::safetensors_dtype_summary((tmp / "missing.safetensors").string()).rfind("INVALID: ", 0), 0u);
 }
 
 TEST(Doctor, Glintr100NextToArcfaceIsAWarning) {

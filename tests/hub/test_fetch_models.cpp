@@ -168,12 +168,12 @@ TEST_F(FetchFixture, PublicApiHonoursTheEnvironment) {
       .set("ARC2FACE_CACHE", (tmp / "a2f").string())
       .set("ARC2FACE_MODELS", std::nullopt)
       .set("HOME", tmp.path().string());
-  a2f::ModelDownloadOptions o;
+  arc2face::ModelDownloadOptions o;
   o.face = false;
-  EXPECT_THROW(a2f::download_models(o), std::runtime_error);
+  EXPECT_THROW(arc2face::download_models(o), arc2face::Error);
   EXPECT_EQ(fake.request_count(), 0u) << "HF_HUB_OFFLINE=1 must never touch the network";
   e.set("HF_HUB_OFFLINE", std::nullopt);
-  auto r = a2f::download_models(o);
+  auto r = arc2face::download_models(o);
   EXPECT_EQ(r.root, (tmp / "home_hf" / "hub").string());
   EXPECT_EQ(r.downloaded, r.files);
   bool token_seen = false;
@@ -181,9 +181,9 @@ TEST_F(FetchFixture, PublicApiHonoursTheEnvironment) {
   EXPECT_TRUE(token_seen);
   // require_models(download=true) fetches only what the job lacks (here: the LCM-LoRA).
   fake.clear_requests();
-  a2f::ModelJob job;
+  arc2face::ModelJob job;
   job.lcm = true;
-  a2f::ModelPaths p = a2f::require_models({}, job, true);
+  arc2face::ModelPaths p = arc2face::require_models({}, job, true);
   EXPECT_NE(p.lcm_lora_file.find("models--latent-consistency--lcm-lora-sdv1-5"), std::string::npos);
   for (const auto& q : fake.requests())
     EXPECT_TRUE(q.path.find("lcm-lora") != std::string::npos || q.path.rfind("/cdn/", 0) == 0 ||
