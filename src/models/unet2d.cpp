@@ -232,8 +232,11 @@ std::unique_ptr<UNet2DConditionModel> UNet2DConditionModel::from_pretrained(cons
 
 UNet2DConditionModel::UNet2DConditionModel(const UNet2DConditionConfig& config, const StateDict& weights,
                                            const std::string& file, Backend& backend, DType dtype)
-    : cfg_(config), be_(backend), dtype_(dtype) {
-  nn::WeightLoader w(weights, file, backend, dtype);
+    : UNet2DConditionModel(config, *std::make_unique<nn::WeightLoader>(weights, file, backend, dtype)) {}
+
+UNet2DConditionModel::UNet2DConditionModel(const UNet2DConditionConfig& config, nn::WeightLoader& w)
+    : cfg_(config), be_(w.backend()), dtype_(w.dtype()) {
+  const std::string& file = w.file();
   const auto& boc = cfg_.block_out_channels;
   const size_t n = boc.size();
   act_ = nn::act_from_name(cfg_.act_fn, file + ": act_fn");

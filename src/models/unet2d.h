@@ -75,6 +75,8 @@ class UNet2DConditionModel {
                                                                DType dtype = DType::F32);
   UNet2DConditionModel(const UNet2DConditionConfig& config, const StateDict& weights, const std::string& file,
                        Backend& backend, DType dtype = DType::F32);
+  // Takes every tensor from `weights` (its backend and compute dtype).
+  UNet2DConditionModel(const UNet2DConditionConfig& config, nn::WeightLoader& weights);
 
   const UNet2DConditionConfig& config() const { return cfg_; }
   DType dtype() const { return dtype_; }

@@ -12,8 +12,13 @@ WeightLoader::WeightLoader(const StateDict& sd, std::string file, Backend& backe
 
 Tensor WeightLoader::raw(const std::string& name, const Shape& expected) {
   auto it = sd_.find(name);
-  if (it == sd_.end()) fail(file_, ": tensor '", name, "' (expected shape ", shape_str(expected), ") is missing");
-  const Tensor& t = it->second;
+  Tensor t;
+  if (it != sd_.end())
+    t = it->second;
+  else if (on_missing_)
+    t = on_missing_(name, expected);
+  else
+    fail(file_, ": tensor '", name, "' (expected shape ", shape_str(expected), ") is missing");
   A2F_CHECK(dtype_is_float(t.dtype()), file_, ": tensor '", name, "' has dtype ", dtype_name(t.dtype()),
             ", expected a float dtype (f32, f16 or bf16)");
   A2F_CHECK(t.shape() == expected, file_, ": tensor '", name, "' has shape ", shape_str(t.shape()), ", expected ",

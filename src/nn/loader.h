@@ -5,6 +5,7 @@
 // Dtypes: matrices and kernels (Linear/Conv2d weights, embedding tables) are prepared in the compute dtype
 // (f32 or bf16); vectors (biases, norm scales and shifts) stay f32. Checkpoints may be f32, f16 or bf16.
 #pragma once
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -34,6 +35,11 @@ class WeightLoader {
   // raw() of shape [n], prepared in f32.
   Tensor vector(const std::string& name, int64_t n);
 
+  // Makes the tensor a name refers to when the state dict lacks it (benchmarks build full-size networks with
+  // random weights this way, without a file). Default: none, a missing tensor is an error.
+  using MissingHandler = std::function<Tensor(const std::string& name, const Shape& shape)>;
+  void set_missing_handler(MissingHandler h) { on_missing_ = std::move(h); }
+
   // Names that were never taken, sorted.
   std::vector<std::string> unused() const;
   // Logs a warning listing the unused tensors (as diffusers/transformers warn about unexpected keys), except
@@ -46,6 +52,7 @@ class WeightLoader {
   Backend& be_;
   DType dtype_;
   std::set<std::string> used_;
+  MissingHandler on_missing_;
 };
 
 }  // namespace a2f::nn
