@@ -14,13 +14,16 @@ namespace {
 constexpr uint32_t kMask24 = (1u << 24) - 1;
 constexpr uint64_t kMask53 = (uint64_t{1} << 53) - 1;
 
-float uniform_f32(uint32_t r) { return static_cast<float>(r & kMask24) * (1.0f / static_cast<float>(1u << 24)); }
+float uniform_f32(uint32_t r) {
+  return static_cast<float>(r & kMask24) * (1.0f / static_cast<float>(1u << 24));
+}
 double uniform_f64(uint64_t r) {
   return static_cast<double>(r & kMask53) * (1.0 / static_cast<double>(uint64_t{1} << 53));
 }
 
 // One lane of log256_ps (avx_mathfun.h, cephes logf) as the AVX2 build of torch computes it: GCC contracted
-// each multiply whose only use is an add/sub into an FMA; the explicit std::fma calls below are exactly those.
+// each multiply whose only use is an add/sub into an FMA; the explicit std::fma calls below are exactly
+// those.
 float avx_log(float x) {
   if (!(x > 0.0f)) return std::numeric_limits<float>::quiet_NaN();
   x = std::max(x, std::bit_cast<float>(0x00800000u));

@@ -7,13 +7,12 @@
 #include <unicode/utf16.h>
 
 #include <climits>
-#include <cstdio>
 #include <limits>
-#include <memory>
-#include <nlohmann/json.hpp>
 #include <utility>
 
 #include "core/error.h"
+#include "io/json.h"
+#include "io/mapped_file.h"
 
 namespace a2f {
 
@@ -22,26 +21,6 @@ namespace {
 constexpr std::u32string_view kBos = U"<|startoftext|>";
 constexpr std::u32string_view kEos = U"<|endoftext|>";
 constexpr int kMergeLines = 49152 - 256 - 2 + 1;  // the reference keeps merges.txt lines [1, 48895)
-
-std::string read_file(const std::filesystem::path& path, const char* what) {
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  A2F_CHECK(f != nullptr, "cannot open the tokenizer ", what, " '", path.string(), "'");
-  std::string data;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f.get())) > 0) data.append(buf, n);
-  A2F_CHECK(!std::ferror(f.get()), "error reading the tokenizer ", what, " '", path.string(), "'");
-  return data;
-}
-
-nlohmann::json parse_json(const std::filesystem::path& path, const char* what) {
-  std::string text = read_file(path, what);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("tokenizer ", what, " '", path.string(), "' is not valid JSON: ", e.what());
-  }
-}
 
 // ---- UTF-8 <-> code points ----
 
@@ -63,8 +42,8 @@ void append_utf8(std::string& out, char32_t c) {
   }
 }
 
-// Decodes UTF-8; a malformed or overlong sequence, a surrogate or a value past U+10FFFF becomes one U+FFFD per
-// maximal invalid subpart (as Python's errors="replace").
+// Decodes UTF-8; a malformed or overlong sequence, a surrogate or a value past U+10FFFF becomes one U+FFFD
+// per maximal invalid subpart (as Python's errors="replace").
 std::u32string decode_utf8(std::string_view s) {
   std::u32string out;
   out.reserve(s.size());
@@ -148,8 +127,8 @@ std::u32string from_utf16(std::u16string_view s) {
 
 // ---- character classes (Python unicodedata semantics, via ICU) ----
 
-// The reference runs Python 3.11, whose unicodedata is Unicode 14.0; ICU may know a newer version. A code point
-// assigned after 14.0 is unassigned (Cn) there, so it is one here too.
+// The reference runs Python 3.11, whose unicodedata is Unicode 14.0; ICU may know a newer version. A code
+// point assigned after 14.0 is unassigned (Cn) there, so it is one here too.
 bool assigned_in_unicode14(char32_t c) {
   UVersionInfo age;
   u_charAge(static_cast<UChar32>(c), age);
@@ -171,7 +150,8 @@ bool is_category_c(char32_t c) {  // unicodedata.category(c).startswith("C")
 }
 
 bool is_bert_whitespace(char32_t c) {  // BasicTokenizer _is_whitespace
-  return c == U' ' || c == U'\t' || c == U'\n' || c == U'\r' || u_charType(static_cast<UChar32>(c)) == U_SPACE_SEPARATOR;
+  return c == U' ' || c == U'\t' || c == U'\n' || c == U'\r' ||
+         u_charType(static_cast<UChar32>(c)) == U_SPACE_SEPARATOR;
 }
 
 bool is_bert_control(char32_t c) {  // BasicTokenizer _is_control
@@ -186,23 +166,30 @@ bool is_python_space(char32_t c) {  // str.isspace(): bidi WS/B/S or category Zs
 }
 
 bool is_cjk(char32_t cp) {  // BasicTokenizer _is_chinese_char
-  return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x20000 && cp <= 0x2A6DF) ||
-         (cp >= 0x2A700 && cp <= 0x2B73F) || (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B820 && cp <= 0x2CEAF) ||
+  return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
+         (cp >= 0x20000 && cp <= 0x2A6DF) || (cp >= 0x2A700 && cp <= 0x2B73F) ||
+         (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B820 && cp <= 0x2CEAF) ||
          (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
-bool is_letter(char32_t c) { return (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_L_MASK) != 0; }
-bool is_number(char32_t c) { return (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_N_MASK) != 0; }
-// [^\s\p{L}\p{N}] under IGNORECASE: the `regex` module rejects a character one of whose case variants is a letter
-// or number, while [\p{L}] itself takes no case variants; so U+0345 COMBINING GREEK YPOGEGRAMMENI (Mn, uppercase
-// U+0399) matches no alternative at all and is dropped.
+bool is_letter(char32_t c) {
+  return (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_L_MASK) != 0;
+}
+bool is_number(char32_t c) {
+  return (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_N_MASK) != 0;
+}
+// [^\s\p{L}\p{N}] under IGNORECASE: the `regex` module rejects a character one of whose case variants is a
+// letter or number, while [\p{L}] itself takes no case variants; so U+0345 COMBINING GREEK YPOGEGRAMMENI (Mn,
+// uppercase U+0399) matches no alternative at all and is dropped.
 bool has_letter_or_number_case(char32_t c) {
   const UChar32 u = static_cast<UChar32>(c);
   for (UChar32 v : {u, u_tolower(u), u_toupper(u), u_totitle(u), u_foldCase(u, U_FOLD_CASE_DEFAULT)})
     if ((U_GET_GC_MASK(v) & (U_GC_L_MASK | U_GC_N_MASK)) != 0) return true;
   return false;
 }
-bool is_regex_space(char32_t c) { return u_isUWhiteSpace(static_cast<UChar32>(c)) != 0; }
+bool is_regex_space(char32_t c) {
+  return u_isUWhiteSpace(static_cast<UChar32>(c)) != 0;
+}
 
 // IGNORECASE literal comparison (simple case folding, as the `regex` module does).
 bool folds_to(char32_t c, char32_t ascii) {
@@ -222,8 +209,9 @@ std::u32string nfc(std::u32string_view s) {
   std::u16string src = to_utf16(s);
   A2F_CHECK(src.size() < static_cast<size_t>(INT32_MAX / 4), "prompt too long (", s.size(), " characters)");
   std::u16string dst(src.size() * 3 + 16, u'\0');
-  int32_t len = unorm2_normalize(norm, reinterpret_cast<const UChar*>(src.data()), static_cast<int32_t>(src.size()),
-                                 reinterpret_cast<UChar*>(dst.data()), static_cast<int32_t>(dst.size()), &err);
+  int32_t len =
+      unorm2_normalize(norm, reinterpret_cast<const UChar*>(src.data()), static_cast<int32_t>(src.size()),
+                       reinterpret_cast<UChar*>(dst.data()), static_cast<int32_t>(dst.size()), &err);
   if (err == U_BUFFER_OVERFLOW_ERROR) {
     err = U_ZERO_ERROR;
     dst.assign(static_cast<size_t>(len), u'\0');
@@ -240,8 +228,9 @@ std::u32string lower(std::u32string_view s) {
   std::u16string src = to_utf16(s);
   std::u16string dst(src.size() * 3 + 16, u'\0');
   UErrorCode err = U_ZERO_ERROR;
-  int32_t len = u_strToLower(reinterpret_cast<UChar*>(dst.data()), static_cast<int32_t>(dst.size()),
-                             reinterpret_cast<const UChar*>(src.data()), static_cast<int32_t>(src.size()), "", &err);
+  int32_t len =
+      u_strToLower(reinterpret_cast<UChar*>(dst.data()), static_cast<int32_t>(dst.size()),
+                   reinterpret_cast<const UChar*>(src.data()), static_cast<int32_t>(src.size()), "", &err);
   if (err == U_BUFFER_OVERFLOW_ERROR) {
     err = U_ZERO_ERROR;
     dst.assign(static_cast<size_t>(len), u'\0');
@@ -287,7 +276,8 @@ std::u32string basic_clean(std::u32string_view text) {
 
 }  // namespace
 
-ClipTokenizer::ClipTokenizer(const std::filesystem::path& vocab_json, const std::filesystem::path& merges_txt) {
+ClipTokenizer::ClipTokenizer(const std::filesystem::path& vocab_json,
+                             const std::filesystem::path& merges_txt) {
   // bytes_to_unicode()
   {
     bool printable[256] = {};
@@ -301,17 +291,18 @@ ClipTokenizer::ClipTokenizer(const std::filesystem::path& vocab_json, const std:
     }
   }
 
-  const nlohmann::json vocab = parse_json(vocab_json, "vocabulary");
+  const nlohmann::json vocab = json_load(vocab_json);
   A2F_CHECK(vocab.is_object() && !vocab.empty(), "tokenizer vocabulary '", vocab_json.string(),
             "' must be a JSON object mapping tokens to ids");
   vocab_.reserve(vocab.size());
   for (const auto& [token, id] : vocab.items()) {
     A2F_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() <= INT32_MAX,
-              "tokenizer vocabulary '", vocab_json.string(), "': token '", token, "' has no valid integer id");
+              "tokenizer vocabulary '", vocab_json.string(), "': token '", token,
+              "' has no valid integer id");
     vocab_[token] = static_cast<int32_t>(id.get<int64_t>());
   }
 
-  std::string merges = read_file(merges_txt, "merges file");
+  const std::string merges = read_file_bytes(merges_txt, size_t(64) << 20);
   // merges.read().strip().split("\n")[1 : 48895]
   const char* ws = " \t\n\r\f\v";
   const size_t first = merges.find_first_not_of(ws);
@@ -357,16 +348,18 @@ int32_t ClipTokenizer::vocab_at(const std::string& token, const char* what) cons
 
 ClipTokenizer ClipTokenizer::load(const std::filesystem::path& dir) {
   ClipTokenizer tok(dir / "vocab.json", dir / "merges.txt");
-  // The pad token and length come from tokenizer_config.json (special_tokens_map.json overrides the pad token).
+  // The pad token and length come from tokenizer_config.json (special_tokens_map.json overrides the pad
+  // token).
   auto token_of = [](const nlohmann::json& v) -> std::string {
     if (v.is_string()) return v.get<std::string>();
-    if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+    if (v.is_object() && v.contains("content") && v["content"].is_string())
+      return v["content"].get<std::string>();
     return {};
   };
   for (const char* name : {"tokenizer_config.json", "special_tokens_map.json"}) {
     const auto path = dir / name;
     if (!std::filesystem::exists(path)) continue;
-    const nlohmann::json cfg = parse_json(path, name);
+    const nlohmann::json cfg = json_load(path);
     if (!cfg.is_object()) continue;
     if (cfg.contains("pad_token")) {
       const std::string pad = token_of(cfg["pad_token"]);

@@ -2,16 +2,17 @@
 // StableDiffusionPipeline and Arc2Face load; transformers/models/clip/tokenization_clip.py) in an environment
 // without ftfy, which is how the reference runs:
 //   1. added tokens "<|startoftext|>" / "<|endoftext|>" are split out of the raw text first (exact match);
-//   2. each remaining piece goes through BasicTokenizer(strip_accents=False, do_split_on_punc=False): drop NUL,
-//      U+FFFD and control characters (category C* except \t \n \r), map whitespace to spaces, put spaces around
-//      CJK ideographs, NFC-normalise, split on Python whitespace, lowercase each word (full Unicode mapping),
-//      rejoin with single spaces;
+//   2. each remaining piece goes through BasicTokenizer(strip_accents=False, do_split_on_punc=False):
+//      drop NUL, U+FFFD and control characters (category C* but \t \n \r), map whitespace to spaces, put
+//      spaces around CJK ideographs, NFC-normalise, split on Python whitespace, lowercase each word (full
+//      Unicode mapping), rejoin with single spaces;
 //   3. the CLIP pattern `<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|
-//      [^\s\p{L}\p{N}]+` (IGNORECASE) splits words; each match is UTF-8 encoded, mapped through bytes_to_unicode
-//      and merged with the BPE ranks of merges.txt (lines 1 .. 48894), the last symbol carrying "</w>";
+//      [^\s\p{L}\p{N}]+` (IGNORECASE) splits words; each match is UTF-8 encoded, mapped through
+//      bytes_to_unicode and merged with the BPE ranks of merges.txt (lines 1 .. 48894), the last symbol
+//      carrying "</w>";
 //   4. input_ids = [bos] + first (max_length - 2) ids + [eos], padded with the pad token to max_length.
-// Unicode classes, NFC and lowercasing come from ICU. Invalid UTF-8 in the input is read as U+FFFD, which step 2
-// removes (as the reference removes U+FFFD).
+// Unicode classes, NFC and lowercasing come from ICU. Invalid UTF-8 in the input is read as U+FFFD, which
+// step 2 removes (as the reference removes U+FFFD).
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -52,7 +53,7 @@ class ClipTokenizer {
 
   std::unordered_map<std::string, int32_t> vocab_;
   std::unordered_map<std::string, int32_t> merge_ranks_;  // "first second" -> rank
-  std::string byte_encoder_[256];                          // byte -> UTF-8 of its printable stand-in
+  std::string byte_encoder_[256];                         // byte -> UTF-8 of its printable stand-in
   int32_t bos_id_ = 0, eos_id_ = 0, pad_id_ = 0, unk_id_ = 0;
   int max_length_ = 77;
 };

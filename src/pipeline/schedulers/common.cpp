@@ -28,16 +28,16 @@ void Scheduler::check_index(int step_index) const {
 
 void Scheduler::check_step(int step_index, const Tensor& model_output, const Tensor& sample) {
   check_index(step_index);
-  A2F_CHECK(step_index == next_step_, "scheduler ", name(), ": step ", step_index, " called, but step ", next_step_,
-            " is next (steps must be taken in order after set_timesteps)");
-  A2F_CHECK(model_output.shape() == sample.shape(), "scheduler ", name(), ": model output ", model_output.desc(),
-            " and sample ", sample.desc(), " differ in shape");
+  A2F_CHECK(step_index == next_step_, "scheduler ", name(), ": step ", step_index, " called, but step ",
+            next_step_, " is next (steps must be taken in order after set_timesteps)");
+  A2F_CHECK(model_output.shape() == sample.shape(), "scheduler ", name(), ": model output ",
+            model_output.desc(), " and sample ", sample.desc(), " differ in shape");
   ++next_step_;
 }
 
 const std::vector<std::string>& scheduler_names() {
-  static const std::vector<std::string> names = {"dpm++2m", "dpm++2m-karras", "euler", "euler-a", "ddim",
-                                                 "pndm",    "lms",            "unipc", "lcm"};
+  static const std::vector<std::string> names = {
+      "dpm++2m", "dpm++2m-karras", "euler", "euler-a", "ddim", "pndm", "lms", "unipc", "lcm"};
   return names;
 }
 
@@ -75,8 +75,9 @@ const nlohmann::json* ConfigReader::find(const char* key) const {
 int ConfigReader::get_int(const char* key, int def) const {
   const nlohmann::json* v = find(key);
   if (!v) return def;
-  A2F_CHECK(v->is_number_integer() || (v->is_number_float() && std::floor(v->get<double>()) == v->get<double>()),
-            scheduler_, " config: '", key, "' must be an integer, got ", v->dump());
+  A2F_CHECK(
+      v->is_number_integer() || (v->is_number_float() && std::floor(v->get<double>()) == v->get<double>()),
+      scheduler_, " config: '", key, "' must be an integer, got ", v->dump());
   const double d = v->get<double>();
   A2F_CHECK(d >= -1e9 && d <= 1e9, scheduler_, " config: '", key, "' is out of range: ", v->dump());
   return static_cast<int>(d);
@@ -197,7 +198,8 @@ std::vector<float> torch_linspace_f32(double start_d, double end_d, int64_t step
     for (int64_t v = idx; v < idx + 16; v += 8) {
       const float base = value(v);
       out[static_cast<size_t>(v)] = base;
-      for (int k = 1; k < 8; ++k) out[static_cast<size_t>(v + k)] = std::fma(static_cast<float>(k), step, base);
+      for (int k = 1; k < 8; ++k)
+        out[static_cast<size_t>(v + k)] = std::fma(static_cast<float>(k), step, base);
     }
   }
   for (; idx < steps; ++idx) out[static_cast<size_t>(idx)] = value(idx);
@@ -212,14 +214,27 @@ std::vector<double> np_linspace(double start, double stop, int64_t num, bool end
   if (div > 0) {
     const double step = delta / static_cast<double>(div);
     for (int64_t i = 0; i < num; ++i) {
-      y[static_cast<size_t>(i)] =
-          step == 0 ? static_cast<double>(i) / static_cast<double>(div) * delta + start : static_cast<double>(i) * step + start;
+      y[static_cast<size_t>(i)] = step == 0
+                                      ? static_cast<double>(i) / static_cast<double>(div) * delta + start
+                                      : static_cast<double>(i) * step + start;
     }
   } else {
     for (int64_t i = 0; i < num; ++i) y[static_cast<size_t>(i)] = static_cast<double>(i) * delta + start;
   }
   if (endpoint && num > 1) y.back() = stop;
   return y;
+}
+
+std::vector<double> np_arange(double start, double stop, double step) {
+  A2F_ASSERT(step != 0);
+  const double n = std::ceil((stop - start) / step);
+  std::vector<double> out;
+  if (!(n > 0)) return out;
+  const double delta = (start + step) - start;
+  out.reserve(static_cast<size_t>(n));
+  for (int64_t i = 0; i < static_cast<int64_t>(n); ++i)
+    out.push_back(i == 0 ? start : i == 1 ? start + step : start + static_cast<double>(i) * delta);
+  return out;
 }
 
 double np_interp_index(double x, const std::vector<float>& fp) {
@@ -236,7 +251,9 @@ double np_interp_index(double x, const std::vector<float>& fp) {
   return slope * (x - xj) + yj;
 }
 
-double np_round(double x) { return std::nearbyint(x); }
+double np_round(double x) {
+  return std::nearbyint(x);
+}
 
 float sigma_from_alpha_cumprod(float alpha_cumprod) {
   const float ratio = (1.0f - alpha_cumprod) / alpha_cumprod;
@@ -249,8 +266,45 @@ std::vector<double> karras_sigmas(double sigma_min, double sigma_max, int n) {
   const double min_inv_rho = std::pow(sigma_min, 1 / rho);
   const double max_inv_rho = std::pow(sigma_max, 1 / rho);
   std::vector<double> out(ramp.size());
-  for (size_t i = 0; i < ramp.size(); ++i) out[i] = std::pow(max_inv_rho + ramp[i] * (min_inv_rho - max_inv_rho), rho);
+  for (size_t i = 0; i < ramp.size(); ++i)
+    out[i] = std::pow(max_inv_rho + ramp[i] * (min_inv_rho - max_inv_rho), rho);
   return out;
+}
+
+void discrete_sigma_schedule(const TrainSchedule& train, const std::string& spacing, int steps_offset, int n,
+                             std::vector<double>& timesteps, std::vector<double>& sigmas) {
+  const int T = train.num_train_timesteps;
+  std::vector<float> ts;  // float32, as diffusers keeps them
+  if (spacing == "linspace") {
+    const std::vector<double> lin = np_linspace(0, T - 1, n);
+    for (int i = n - 1; i >= 0; --i) ts.push_back(static_cast<float>(lin[static_cast<size_t>(i)]));
+  } else if (spacing == "leading") {
+    const int ratio = T / n;
+    for (int i = n - 1; i >= 0; --i)
+      ts.push_back(static_cast<float>(static_cast<int64_t>(i) * ratio) + static_cast<float>(steps_offset));
+  } else if (spacing == "trailing") {
+    for (double v : np_arange(T, 0, -static_cast<double>(T) / n))
+      ts.push_back(static_cast<float>(np_round(v)) - 1.0f);
+  } else {
+    fail("timestep_spacing '", spacing, "' is not supported (linspace, leading or trailing)");
+  }
+  std::vector<float> base(train.alphas_cumprod.size());
+  for (size_t i = 0; i < base.size(); ++i) base[i] = sigma_from_alpha_cumprod(train.alphas_cumprod[i]);
+  timesteps.assign(ts.begin(), ts.end());
+  sigmas.clear();
+  for (float t : ts) sigmas.push_back(np_interp_index(t, base));
+}
+
+float sigma_init_noise(const std::vector<float>& sigmas, const std::string& spacing) {
+  const float max_sigma = *std::max_element(sigmas.begin(), sigmas.end());
+  if (spacing == "linspace" || spacing == "trailing") return max_sigma;
+  return std::sqrt(max_sigma * max_sigma + 1.0f);
+}
+
+Tensor scale_by_sigma(const Tensor& sample_in, float sigma) {
+  const Tensor sample = as_f32_host(sample_in, "sample");
+  const float denom = std::sqrt(sigma * sigma + 1.0f);
+  return map1(sample, [&](float x) { return x / denom; });
 }
 
 double sigma_to_t(double sigma, const std::vector<float>& log_sigmas) {
@@ -262,16 +316,18 @@ double sigma_to_t(double sigma, const std::vector<float>& log_sigmas) {
     if (log_sigma - log_sigmas[static_cast<size_t>(i)] >= 0.0f) low_idx = i;
   low_idx = std::min(low_idx, n - 2);
   const int64_t high_idx = low_idx + 1;
-  const float low = log_sigmas[static_cast<size_t>(low_idx)], high = log_sigmas[static_cast<size_t>(high_idx)];
+  const float low = log_sigmas[static_cast<size_t>(low_idx)],
+              high = log_sigmas[static_cast<size_t>(high_idx)];
   float w = (low - log_sigma) / (low - high);
   w = std::clamp(w, 0.0f, 1.0f);
-  return static_cast<double>(1.0f - w) * static_cast<double>(low_idx) + static_cast<double>(w) * static_cast<double>(high_idx);
+  return static_cast<double>(1.0f - w) * static_cast<double>(low_idx) +
+         static_cast<double>(w) * static_cast<double>(high_idx);
 }
 
-// torch.log/exp/expm1 of a float32 CPU tensor run SLEEF's u10 kernels (AVX2 build: Sleef_*f8_u10avx2), even for
-// one element. SLEEF's scalar FMA variant computes the same lanes bit for bit; it needs a CPU with FMA, without
-// which libm stands in (then results can differ from torch by an ulp).
-// libsleef (Debian libsleef-dev) exports these; sleef.h declares them only when compiling with -mfma.
+// torch.log/exp/expm1 of a float32 CPU tensor run SLEEF's u10 kernels (AVX2 build: Sleef_*f8_u10avx2), even
+// for one element. SLEEF's scalar FMA variant computes the same lanes bit for bit; it needs a CPU with FMA,
+// without which libm stands in (then results can differ from torch by an ulp). libsleef (Debian libsleef-dev)
+// exports these; sleef.h declares them only when compiling with -mfma.
 extern "C" {
 float Sleef_logf1_u10purecfma(float);
 float Sleef_expf1_u10purecfma(float);
@@ -288,9 +344,15 @@ bool sleef_fma_usable() {
 }
 }  // namespace
 
-float torch_log(float x) { return sleef_fma_usable() ? Sleef_logf1_u10purecfma(x) : std::log(x); }
-float torch_exp(float x) { return sleef_fma_usable() ? Sleef_expf1_u10purecfma(x) : std::exp(x); }
-float torch_expm1(float x) { return sleef_fma_usable() ? Sleef_expm1f1_u10purecfma(x) : std::expm1(x); }
+float torch_log(float x) {
+  return sleef_fma_usable() ? Sleef_logf1_u10purecfma(x) : std::log(x);
+}
+float torch_exp(float x) {
+  return sleef_fma_usable() ? Sleef_expf1_u10purecfma(x) : std::exp(x);
+}
+float torch_expm1(float x) {
+  return sleef_fma_usable() ? Sleef_expm1f1_u10purecfma(x) : std::expm1(x);
+}
 
 Tensor as_f32_host(const Tensor& t, const char* what) {
   A2F_CHECK(t.defined(), "scheduler: ", what, " is undefined");

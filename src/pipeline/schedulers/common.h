@@ -13,8 +13,8 @@
 
 namespace a2f::sched {
 
-// Reads keys of a scheduler_config.json. A key that is absent or null takes the class default; a key of the wrong
-// type throws. Keys never asked for are ignored (as from_config ignores keys the class does not know).
+// Reads keys of a scheduler_config.json. A key that is absent or null takes the class default; a key of the
+// wrong type throws. Keys never asked for are ignored (as from_config ignores keys the class does not know).
 class ConfigReader {
  public:
   ConfigReader(const nlohmann::json& config, std::string scheduler);
@@ -33,7 +33,8 @@ class ConfigReader {
   std::string scheduler_;
 };
 
-// betas / alphas_cumprod as diffusers' __init__ builds them (float32 torch ops; cumprod accumulates in double).
+// betas / alphas_cumprod as diffusers' __init__ builds them (float32 torch ops; cumprod accumulates in
+// double).
 struct TrainSchedule {
   int num_train_timesteps = 1000;
   std::vector<float> betas;
@@ -47,27 +48,41 @@ TrainSchedule read_train_schedule(const ConfigReader& cfg, BetaDefaults defaults
 
 // ---- numerics mirroring numpy (float64) and torch (float32) ----
 
-// torch.linspace(start, end, steps, dtype=float32) of the AVX2 CPU kernel (halfway split, FMA-contracted bases).
+// torch.linspace(start, end, steps, dtype=float32) of the AVX2 CPU kernel (halfway split, FMA-contracted
+// bases).
 std::vector<float> torch_linspace_f32(double start, double end, int64_t steps);
 // np.linspace(start, stop, num[, endpoint]) in float64.
 std::vector<double> np_linspace(double start, double stop, int64_t num, bool endpoint = true);
+// np.arange(start, stop, step) in float64 (numpy fills start + i * ((start + step) - start)).
+std::vector<double> np_arange(double start, double stop, double step);
 // np.interp(x, arange(len(fp)), fp) for one x (fp given in float32, as diffusers passes it).
 double np_interp_index(double x, const std::vector<float>& fp);
 // np.round / np.rint: round half to even.
 double np_round(double x);
-// float32 (1 - ac) / ac, then sqrt: the sigma of one alphas_cumprod entry as diffusers' torch expression gives it.
+// float32 (1 - ac) / ac, then sqrt: the sigma of one alphas_cumprod entry as diffusers' torch expression
+// gives it.
 float sigma_from_alpha_cumprod(float alpha_cumprod);
 // Karras et al. (2022) sigmas, rho 7 (diffusers _convert_to_karras, float64).
 std::vector<double> karras_sigmas(double sigma_min, double sigma_max, int n);
 // diffusers _sigma_to_t: fractional timestep of a sigma given log(sigmas) of the training schedule.
 double sigma_to_t(double sigma, const std::vector<float>& log_sigmas);
 
+// The sigma schedule of Euler / Euler-a / LMS set_timesteps: float32 timesteps by `spacing` (linspace,
+// leading, trailing) and sigmas np.interp'ed from the training sigmas at those timesteps (float64, not yet
+// terminated).
+void discrete_sigma_schedule(const TrainSchedule& train, const std::string& spacing, int steps_offset, int n,
+                             std::vector<double>& timesteps, std::vector<double>& sigmas);
+// init_noise_sigma of the sigma schedulers: max sigma for linspace/trailing, else sqrt(max^2 + 1) (float32).
+float sigma_init_noise(const std::vector<float>& sigmas, const std::string& spacing);
+// sample / ((sigma**2 + 1) ** 0.5), the Euler-family scale_model_input.
+Tensor scale_by_sigma(const Tensor& sample, float sigma);
+
 // torch ops on 0-dim float32 tensors.
 float torch_log(float x);
 float torch_exp(float x);
 float torch_expm1(float x);
 
-// ---- float32 elementwise maps over host tensors (each element computed as torch's chain of ops rounds it) ----
+// ---- float32 elementwise maps over host tensors (each element rounded as torch's chain of ops) ----
 
 Tensor as_f32_host(const Tensor& t, const char* what);  // contiguous host F32 (converting when needed)
 

@@ -1,5 +1,6 @@
-// Mirrors diffusers 0.29.2 DPMSolverMultistepScheduler (src/diffusers/schedulers/scheduling_dpmsolver_multistep.py):
-// DPM-Solver++ (and DPM-Solver) multistep, orders 1-3, midpoint/heun, Karras sigmas; epsilon prediction.
+// Mirrors diffusers 0.29.2 DPMSolverMultistepScheduler
+// (src/diffusers/schedulers/scheduling_dpmsolver_multistep.py): DPM-Solver++ (and DPM-Solver) multistep,
+// orders 1-3, midpoint/heun, Karras sigmas; epsilon prediction.
 #include <cmath>
 #include <limits>
 
@@ -44,9 +45,11 @@ class DpmSolverMultistep final : public Scheduler {
                 final_sigmas_type_);
     cfg.require(!(algorithm_ == "dpmsolver" && final_sigmas_type_ == "zero"), "final_sigmas_type",
                 "zero with algorithm_type dpmsolver");
-    cfg.require(cfg.get_string("variance_type", "").empty(), "variance_type", cfg.get_string("variance_type", ""));
+    cfg.require(cfg.get_string("variance_type", "").empty(), "variance_type",
+                cfg.get_string("variance_type", ""));
     // lambda_min_clipped: only the default -inf (no clipping) is supported.
-    if (config.is_object() && config.contains("lambda_min_clipped") && !config["lambda_min_clipped"].is_null()) {
+    if (config.is_object() && config.contains("lambda_min_clipped") &&
+        !config["lambda_min_clipped"].is_null()) {
       const auto& v = config["lambda_min_clipped"];
       const bool minus_inf = (v.is_string() && (v == "-inf" || v == "-Infinity")) ||
                              (v.is_number() && std::isinf(v.get<double>()) && v.get<double>() < 0);
@@ -73,8 +76,9 @@ class DpmSolverMultistep final : public Scheduler {
       const int64_t ratio = last_timestep / (n + 1);
       for (int i = n; i >= 1; --i) ts.push_back(static_cast<double>(i * ratio + steps_offset_));
     } else {  // trailing
-      ts = np_arange_rounded_minus_one(static_cast<double>(last_timestep),
-                                       static_cast<double>(train_.num_train_timesteps) / n);
+      for (double v : np_arange(static_cast<double>(last_timestep), 0,
+                                -static_cast<double>(train_.num_train_timesteps) / n))
+        ts.push_back(np_round(v) - 1);
     }
     std::vector<float> base(train_.alphas_cumprod.size());
     for (size_t i = 0; i < base.size(); ++i) base[i] = sigma_from_alpha_cumprod(train_.alphas_cumprod[i]);
@@ -104,20 +108,22 @@ class DpmSolverMultistep final : public Scheduler {
     const Tensor model_output = as_f32_host(model_output_in, "model output");
     const Tensor sample = as_f32_host(sample_in, "sample");
     const int n = num_steps();
-    const bool lower_final = i == n - 1 && (euler_at_final_ || (lower_order_final_ && n < 15) ||
-                                            final_sigmas_type_ == "zero");
+    const bool lower_final =
+        i == n - 1 && (euler_at_final_ || (lower_order_final_ && n < 15) || final_sigmas_type_ == "zero");
     const bool lower_second = i == n - 2 && lower_order_final_ && n < 15;
 
     // convert_model_output
     const AlphaSigma cur = alpha_sigma(sigmas_[static_cast<size_t>(i)]);
     Tensor converted;
     if (algorithm_ == "dpmsolver++") {
-      converted = map2(sample, model_output, [&](float x, float e) { return (x - cur.sigma * e) / cur.alpha; });
+      converted =
+          map2(sample, model_output, [&](float x, float e) { return (x - cur.sigma * e) / cur.alpha; });
       pred_original_ = converted;
     } else {
       converted = model_output;
     }
-    for (int k = 0; k + 1 < solver_order_; ++k) model_outputs_[static_cast<size_t>(k)] = model_outputs_[static_cast<size_t>(k + 1)];
+    for (int k = 0; k + 1 < solver_order_; ++k)
+      model_outputs_[static_cast<size_t>(k)] = model_outputs_[static_cast<size_t>(k + 1)];
     model_outputs_.back() = converted;
 
     Tensor prev;
@@ -133,16 +139,6 @@ class DpmSolverMultistep final : public Scheduler {
   }
 
  private:
-  // numpy: np.arange(start, 0, -ratio).round() - 1 (arange fills start + k * ((start - ratio) - start)).
-  static std::vector<double> np_arange_rounded_minus_one(double start, double ratio) {
-    const double step = -ratio;
-    const double delta = (start + step) - start;
-    const int64_t len = static_cast<int64_t>(std::ceil((0.0 - start) / step));
-    std::vector<double> out;
-    for (int64_t k = 0; k < len; ++k) out.push_back(np_round(k == 0 ? start : start + static_cast<double>(k) * delta) - 1);
-    return out;
-  }
-
   Tensor first_order(const Tensor& m, int i, const Tensor& sample) const {
     const AlphaSigma t = alpha_sigma(sigmas_[static_cast<size_t>(i + 1)]);
     const AlphaSigma s = alpha_sigma(sigmas_[static_cast<size_t>(i)]);
@@ -216,7 +212,8 @@ class DpmSolverMultistep final : public Scheduler {
     }
     const bool pp = algorithm_ == "dpmsolver++";
     Tensor out = Tensor::empty(sample.shape(), DType::F32);
-    const float *x = sample.data<float>(), *a = m0.data<float>(), *b = m1.data<float>(), *c = m2.data<float>();
+    const float *x = sample.data<float>(), *a = m0.data<float>(), *b = m1.data<float>(),
+                *c = m2.data<float>();
     float* y = out.data<float>();
     for (int64_t e = 0, n = sample.numel(); e < n; ++e) {
       const float d10 = inv_r0 * (a[e] - b[e]), d11 = inv_r1 * (b[e] - c[e]);

@@ -1,7 +1,7 @@
-// Diffusion schedulers in parity with diffusers 0.29.2 (src/diffusers/schedulers/scheduling_*.py), each built the
-// way `<Class>.from_config(sd15_scheduler_config)` builds it: keys the class knows override its own defaults, other
-// keys are ignored. Arithmetic follows diffusers/torch: float32 tensors with the same operation order and
-// rounding, float64 where diffusers computes in numpy.
+// Diffusion schedulers in parity with diffusers 0.29.2 (src/diffusers/schedulers/scheduling_*.py), each built
+// the way `<Class>.from_config(sd15_scheduler_config)` builds it: keys the class knows override its own
+// defaults, other keys are ignored. Arithmetic follows diffusers/torch: float32 tensors with the same
+// operation order and rounding, float64 where diffusers computes in numpy.
 //
 // Use (what StableDiffusionPipeline does):
 //   auto s = make_scheduler("dpm++2m", config);  s->set_timesteps(25);
@@ -33,8 +33,8 @@ class Scheduler {
   virtual void set_timesteps(int num_inference_steps) = 0;
 
   int num_steps() const { return static_cast<int>(timesteps_.size()); }
-  // The timestep passed to the UNet at each step, as diffusers passes it (integers for DPM/DDIM/PNDM/UniPC/LCM,
-  // float32 values that may be fractional for Euler/Euler-a/LMS).
+  // The timestep passed to the UNet at each step, as diffusers passes it (integers for
+  // DPM/DDIM/PNDM/UniPC/LCM, float32 values that may be fractional for Euler/Euler-a/LMS).
   const std::vector<double>& timesteps() const { return timesteps_; }
   // Noise levels per step plus the final one (float32 as diffusers keeps them); empty for DDIM/PNDM/LCM.
   const std::vector<float>& sigmas() const { return sigmas_; }
@@ -44,13 +44,15 @@ class Scheduler {
   // Host float32 tensors of any shape. scale_model_input returns the sample itself where diffusers does.
   virtual Tensor scale_model_input(const Tensor& sample, int step_index) const;
   // One denoising step from the model output at `step_index`; returns the next sample. Schedulers that inject
-  // noise (euler-a, lcm) draw it from `gen` exactly as diffusers does (one randn of the sample's shape per step).
-  virtual Tensor step(const Tensor& model_output, int step_index, const Tensor& sample, TorchGenerator* gen) = 0;
+  // noise (euler-a, lcm) draw it from `gen` exactly as diffusers does (one randn of the sample's shape per
+  // step).
+  virtual Tensor step(const Tensor& model_output, int step_index, const Tensor& sample,
+                      TorchGenerator* gen) = 0;
   // The clean-sample prediction of the last step (pred_original_sample / denoised / x0); undefined if none.
   const Tensor& pred_original_sample() const { return pred_original_; }
 
  protected:
-  void begin_schedule();                 // resets the step counter; call from set_timesteps
+  void begin_schedule();  // resets the step counter; call from set_timesteps
   void check_step(int step_index, const Tensor& model_output, const Tensor& sample);  // order, shapes, dtype
   void check_index(int step_index) const;
 
