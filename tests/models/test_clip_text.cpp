@@ -1,10 +1,14 @@
 // CLIP text encoder (transformers 4.36 CLIPTextModel + Arc2Face CLIPTextModelWrapper) against the reference
 // fixtures of tests/fixtures/ref (see refs.json): prompt_embeds = wrapper(tokens_prompt, input_token_embs =
 // id_token_embs[i]) for the 3 ID embeddings; negative_prompt_embeds = wrapper(tokens_empty).
+#include <unistd.h>
+
+#include <filesystem>
 #include <map>
 
 #include "model_test_util.h"
 #include "models/clip_text.h"
+#include "nn/dump.h"
 
 namespace a2f::test {
 namespace {
@@ -138,6 +142,16 @@ TEST(ClipText, DebugHookSeesLayerOutputs) {
                                 "text_model.encoder.layers.1", "text_model.encoder.layers.2",
                                 "text_model.final_layer_norm"};
   EXPECT_EQ(names, want);
+}
+
+TEST(ClipText, NpyDumpHookWritesNamedIntermediates) {
+  auto m = ClipTextModel::from_pretrained(fixture("models/encoder"), ref_backend());
+  const auto dir = std::filesystem::temp_directory_path() / cat("a2f_clip_dump_", ::getpid());
+  m->set_debug_hook(nn::npy_dump_hook(dir, ref_backend()));
+  Tensor out = m->forward(npy_read(fixture("common/tokens_empty.npy")));
+  EXPECT_TRUE(std::filesystem::exists(dir / "text_model.encoder.layers.2.npy"));
+  EXPECT_EQ(max_abs_diff(npy_read(dir / "text_model.final_layer_norm.npy"), out), 0.0);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
