@@ -1,7 +1,7 @@
 // One UNet2DConditionModel step at SD1.5 size: the real SD1.5 config (block_out_channels 320/640/1280/1280,
 // cross_attention_dim 768, attention_head_dim 8), random weights generated in memory (no file), latents
-// 2x4x64x64 (512x512 images, batch 2 = classifier-free guidance), 77 context tokens, on the cpu backend, f32 and
-// bf16. bench/compare_torch_unet.py runs this binary and the same step in PyTorch and prints the ratio.
+// 2x4x64x64 (512x512 images, batch 2 = classifier-free guidance), 77 context tokens, on the cpu backend, f32
+// and bf16. bench/compare_torch_unet.py runs this binary and the same step in PyTorch and prints the ratio.
 //
 //   a2f_bench_unet --benchmark_filter=f32   (one dtype per process keeps the peak RSS per dtype readable)
 #include <benchmark/benchmark.h>
@@ -76,15 +76,16 @@ Setup& setup(DType dtype) {
     s = std::make_unique<Setup>();
     made = dtype;
     s->backend = make_cpu_backend();
-    auto cfg = UNet2DConditionConfig::from_reader(ConfigReader(nlohmann::json::parse(kSd15UnetConfig), "sd15"));
+    auto cfg =
+        UNet2DConditionConfig::from_reader(ConfigReader(nlohmann::json::parse(kSd15UnetConfig), "sd15"));
     StateDict none;
     nn::WeightLoader w(none, "random SD1.5 UNet", *s->backend, dtype);
     w.set_missing_handler(random_weight);
     s->unet = std::make_unique<UNet2DConditionModel>(cfg, w);
-    s->sample = random_tensor({2, 4, 64, 64}, 1.0f, 0.0f, 1);   // [2, 4, 64, 64]
+    s->sample = random_tensor({2, 4, 64, 64}, 1.0f, 0.0f, 1);  // [2, 4, 64, 64]
     s->timesteps = Tensor::from_data({1}, std::vector<float>{500.0f});
-    s->context = random_tensor({2, 77, 768}, 1.0f, 0.0f, 2);    // [2, 77, 768]
-    s->unet->forward(s->sample, s->timesteps, s->context);      // warm-up (allocations, primitive creation)
+    s->context = random_tensor({2, 77, 768}, 1.0f, 0.0f, 2);  // [2, 77, 768]
+    s->unet->forward(s->sample, s->timesteps, s->context);    // warm-up (allocations, primitive creation)
   }
   return *s;
 }
@@ -96,14 +97,18 @@ void BM_unet_step_sd15(benchmark::State& state, DType dtype) {
     s.backend->synchronize();
     benchmark::DoNotOptimize(out.raw_data());
   }
-  state.counters["images_per_s"] = benchmark::Counter(2.0 * static_cast<double>(state.iterations()),
-                                                      benchmark::Counter::kIsRate);
+  state.counters["images_per_s"] =
+      benchmark::Counter(2.0 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 BENCHMARK_CAPTURE(BM_unet_step_sd15, f32, DType::F32)
-    ->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_unet_step_sd15, bf16, DType::BF16)
-    ->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3)
+    ->UseRealTime();
 #endif
 
 }  // namespace

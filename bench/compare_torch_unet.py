@@ -5,7 +5,8 @@ machine, same run. Prints each time, ours/torch, and the peak RSS of each proces
 PyTorch side: scripts/torch_diffusers_mini.py's UNet2DConditionModel (a faithful re-implementation of diffusers
 0.29.2, same op sequence, diffusers' unfused baddbmm + softmax + bmm attention as on torch < 2; diffusers cannot be
 installed here) with the real SD1.5 config, random weights, torch.no_grad, all cores, NCHW or channels_last
-(whichever is faster is reported), f32; bf16 via torch.autocast("cpu") if it runs.
+(whichever is faster is reported), f32; bf16 as diffusers runs it with torch_dtype=torch.bfloat16 (weights and
+activations bf16).
 Ours: build/bin/a2f_bench_unet (cpu backend), one process per dtype (so its peak RSS is per dtype).
 
 Run from the repository root after building a2f_bench_unet (Release):
@@ -50,12 +51,11 @@ def run_ours(binary, dtype, iters):
     return ms / 1000.0, rss_kb / 1024.0 if rss_kb > before else float("nan")
 
 
-def time_torch(unet, x, t, ehs, iters, channels_last, autocast_bf16):
-    if channels_last:
-        unet = unet.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if autocast_bf16 else torch.autocast("cpu", enabled=False)
-    with torch.no_grad(), ctx:
+def time_torch(unet, x, t, ehs, iters, channels_last):
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    unet = unet.to(memory_format=fmt)
+    x = x.contiguous(memory_format=fmt)
+    with torch.no_grad():
         unet(x, t, ehs)  # warm-up
         best = float("inf")
         for _ in range(iters):
@@ -71,6 +71,7 @@ def main():
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--skip-ours", action="store_true")
     ap.add_argument("--skip-bf16", action="store_true")
+    ap.add_argument("--layouts", choices=["both", "nchw", "channels_last"], default="both")
     a = ap.parse_args()
 
     ours = {}
@@ -86,17 +87,19 @@ def main():
     t = torch.tensor(500)
     ehs = torch.randn(2, 77, 768)
     res = {}
-    for cl in (False, True):
-        res[("f32", cl)] = time_torch(unet, x, t, ehs, a.iters, cl, False)
+    layouts = (False, True) if a.layouts == "both" else ((True,) if a.layouts == "channels_last" else (False,))
+    for cl in layouts:
+        res[("f32", cl)] = time_torch(unet, x, t, ehs, a.iters, cl)
         print(f"torch f32 {'channels_last' if cl else 'NCHW'}: {res[('f32', cl)]:.3f} s/step", flush=True)
     if not a.skip_bf16:
-        for cl in (False, True):
+        unet = unet.to(torch.bfloat16)
+        x, ehs = x.to(torch.bfloat16), ehs.to(torch.bfloat16)
+        for cl in layouts:
             try:
-                res[("bf16", cl)] = time_torch(unet, x, t, ehs, a.iters, cl, True)
-                print(f"torch bf16 autocast {'channels_last' if cl else 'NCHW'}: {res[('bf16', cl)]:.3f} s/step",
-                      flush=True)
+                res[("bf16", cl)] = time_torch(unet, x, t, ehs, a.iters, cl)
+                print(f"torch bf16 {'channels_last' if cl else 'NCHW'}: {res[('bf16', cl)]:.3f} s/step", flush=True)
             except Exception as e:  # noqa: BLE001
-                print(f"torch bf16 autocast failed: {e}")
+                print(f"torch bf16 failed: {e}")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, peak RSS {rss:.0f} MiB")
     for dt, (sec, mib) in ours.items():

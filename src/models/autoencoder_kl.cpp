@@ -17,7 +17,8 @@ AutoencoderKLConfig AutoencoderKLConfig::from_reader(const ConfigReader& r) {
   if (n == 0) r.unsupported("block_out_channels", "at least one level is needed");
   const auto down = r.get_string_list("down_block_types", std::vector<std::string>{"DownEncoderBlock2D"});
   const auto up = r.get_string_list("up_block_types", std::vector<std::string>{"UpDecoderBlock2D"});
-  if (down.size() != n) r.unsupported("down_block_types", cat("expected ", n, " entries (block_out_channels)"));
+  if (down.size() != n)
+    r.unsupported("down_block_types", cat("expected ", n, " entries (block_out_channels)"));
   if (up.size() != n) r.unsupported("up_block_types", cat("expected ", n, " entries (block_out_channels)"));
   for (const auto& t : down)
     if (t != "DownEncoderBlock2D") r.unsupported("down_block_types", cat("block type ", t));
@@ -38,8 +39,8 @@ AutoencoderKLConfig AutoencoderKLConfig::from_reader(const ConfigReader& r) {
   return c;
 }
 
-std::unique_ptr<AutoencoderKL> AutoencoderKL::from_pretrained(const std::filesystem::path& dir, Backend& backend,
-                                                              DType dtype) {
+std::unique_ptr<AutoencoderKL> AutoencoderKL::from_pretrained(const std::filesystem::path& dir,
+                                                              Backend& backend, DType dtype) {
   ConfigReader r = ConfigReader::load(dir / "config.json");
   auto cfg = AutoencoderKLConfig::from_reader(r);
   auto file = find_weight_file(dir, {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"});
@@ -47,8 +48,8 @@ std::unique_ptr<AutoencoderKL> AutoencoderKL::from_pretrained(const std::filesys
   return std::make_unique<AutoencoderKL>(cfg, sd, file.string(), backend, dtype);
 }
 
-AutoencoderKL::AutoencoderKL(const AutoencoderKLConfig& config, const StateDict& weights, const std::string& file,
-                             Backend& backend, DType dtype)
+AutoencoderKL::AutoencoderKL(const AutoencoderKLConfig& config, const StateDict& weights,
+                             const std::string& file, Backend& backend, DType dtype)
     : cfg_(config), be_(backend), dtype_(dtype) {
   nn::WeightLoader w(weights, file, backend, dtype);
   act_ = nn::act_from_name(cfg_.act_fn, file + ": act_fn");
@@ -64,7 +65,8 @@ AutoencoderKL::AutoencoderKL(const AutoencoderKLConfig& config, const StateDict&
   base.resnet_groups = groups;
 
   // Encoder(double_z=True)
-  enc_conv_in_ = nn::Conv2d::load(w, "encoder.conv_in", cfg_.in_channels, boc[0], 3, Conv2dParams::same(1, 1));
+  enc_conv_in_ =
+      nn::Conv2d::load(w, "encoder.conv_in", cfg_.in_channels, boc[0], 3, Conv2dParams::same(1, 1));
   for (size_t i = 0; i < n; ++i) {
     BlockOptions o = base;
     o.num_layers = layers;
@@ -99,7 +101,8 @@ AutoencoderKL::AutoencoderKL(const AutoencoderKLConfig& config, const StateDict&
     dec_up_.push_back(UpDecoderBlock2D::load(w, cat("decoder.up_blocks.", i), o));
   }
   dec_norm_out_ = nn::GroupNorm::load(w, "decoder.conv_norm_out", groups, boc[0], 1e-6f);
-  dec_conv_out_ = nn::Conv2d::load(w, "decoder.conv_out", boc[0], cfg_.out_channels, 3, Conv2dParams::same(1, 1));
+  dec_conv_out_ =
+      nn::Conv2d::load(w, "decoder.conv_out", boc[0], cfg_.out_channels, 3, Conv2dParams::same(1, 1));
   w.warn_unused("AutoencoderKL");
 }
 
@@ -107,14 +110,14 @@ Tensor AutoencoderKL::decode(const Tensor& z) const {
   A2F_CHECK(z.ndim() == 4 && z.dim(1) == cfg_.latent_channels, "VAE decode: latents must be [batch, ",
             cfg_.latent_channels, ", h, w], got ", shape_str(z.shape()));
   nn::Ctx c{be_, &hook_};
-  Tensor x = be_.cast(be_.to_device(z), dtype_);  // [B, L, h, w]
+  Tensor x = be_.cast(be_.to_device(z), dtype_);        // [B, L, h, w]
   if (post_quant_conv_) x = (*post_quant_conv_)(c, x);  // [B, L, h, w]
   x = dec_conv_in_(c, x);                               // [B, Cn, h, w]
   c.mark(x, "decoder.conv_in");
-  x = dec_mid_(c, x, Tensor());                         // [B, Cn, h, w]
-  for (const auto& blk : dec_up_) x = blk(c, x);        // [B, C, H, W]
-  x = dec_norm_out_(c, x, Act::Silu);                   // [B, C0, H, W]
-  x = dec_conv_out_(c, x);                              // [B, out, H, W]
+  x = dec_mid_(c, x, Tensor());                   // [B, Cn, h, w]
+  for (const auto& blk : dec_up_) x = blk(c, x);  // [B, C, H, W]
+  x = dec_norm_out_(c, x, Act::Silu);             // [B, C0, H, W]
+  x = dec_conv_out_(c, x);                        // [B, out, H, W]
   c.mark(x, "decoder.conv_out");
   return x.dtype() == DType::F32 ? x : be_.cast(x, DType::F32);  // [B, out, H, W]
 }
@@ -138,7 +141,7 @@ AutoencoderKL::LatentDist AutoencoderKL::encode(const Tensor& image) const {
   c.mark(x, "moments");
   const int64_t lat = cfg_.latent_channels;
   LatentDist d;
-  d.mean = be_.to_host(be_.cast(be_.slice(x, 1, 0, lat), DType::F32));             // [B, L, h, w]
+  d.mean = be_.to_host(be_.cast(be_.slice(x, 1, 0, lat), DType::F32));               // [B, L, h, w]
   Tensor logvar = be_.to_host(be_.cast(be_.slice(x, 1, lat, 2 * lat), DType::F32));  // [B, L, h, w]
   d.logvar = Tensor::empty(logvar.shape());                                          // [B, L, h, w]
   const float* src = logvar.data<float>();

@@ -1,7 +1,8 @@
-// Mirrors diffusers 0.29.2 AutoencoderKL (src/diffusers/models/autoencoders/autoencoder_kl.py) with its Encoder and
-// Decoder (src/diffusers/models/autoencoders/vae.py: DownEncoderBlock2D / UpDecoderBlock2D, UNetMidBlock2D with
-// one single-head attention, GroupNorm eps 1e-6) and DiagonalGaussianDistribution's mean / clamped logvar.
-// Loads the SD1.5 VAE file unchanged, including its legacy attention names (query/key/value/proj_attn).
+// Mirrors diffusers 0.29.2 AutoencoderKL (src/diffusers/models/autoencoders/autoencoder_kl.py) with its
+// Encoder and Decoder (src/diffusers/models/autoencoders/vae.py: DownEncoderBlock2D / UpDecoderBlock2D,
+// UNetMidBlock2D with one single-head attention, GroupNorm eps 1e-6) and DiagonalGaussianDistribution's mean
+// / clamped logvar. Loads the SD1.5 VAE file unchanged, including its legacy attention names
+// (query/key/value/proj_attn).
 #pragma once
 #include <filesystem>
 #include <memory>

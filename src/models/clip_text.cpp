@@ -29,8 +29,8 @@ ClipTextConfig ClipTextConfig::from_reader(const ConfigReader& r) {
   return c;
 }
 
-std::unique_ptr<ClipTextModel> ClipTextModel::from_pretrained(const std::filesystem::path& dir, Backend& backend,
-                                                              DType dtype) {
+std::unique_ptr<ClipTextModel> ClipTextModel::from_pretrained(const std::filesystem::path& dir,
+                                                              Backend& backend, DType dtype) {
   ConfigReader r = ConfigReader::load(dir / "config.json");
   ClipTextConfig cfg = ClipTextConfig::from_reader(r);
   auto file = find_weight_file(dir, {"model.safetensors", "pytorch_model.bin"});
@@ -63,7 +63,8 @@ ClipTextModel::ClipTextModel(const ClipTextConfig& config, const StateDict& weig
     layers_.push_back(std::move(l));
   }
   final_layer_norm_ = nn::LayerNorm::load(w, "text_model.final_layer_norm", d, eps);
-  // position_ids is a buffer older transformers saved; text_projection belongs to CLIPTextModelWithProjection.
+  // position_ids is a buffer older transformers saved; text_projection belongs to
+  // CLIPTextModelWithProjection.
   w.warn_unused("CLIPTextModel", {"position_ids", "text_projection.weight"});
 }
 
@@ -103,15 +104,15 @@ Tensor ClipTextModel::forward(const Tensor& input_ids, const Tensor& token_embed
   ap.scale = 1.0f / std::sqrt(static_cast<float>(d / cfg_.num_attention_heads));
   ap.causal = true;
   for (const Layer& l : layers_) {
-    Tensor x = l.layer_norm1(c, h);      // [B, L, D]
-    Tensor q = l.q_proj(c, x);           // [B, L, D]
-    Tensor k = l.k_proj(c, x);           // [B, L, D]
-    Tensor v = l.v_proj(c, x);           // [B, L, D]
-    x = be_.attention(q, k, v, ap);      // [B, L, D]
-    h = be_.add(h, l.out_proj(c, x));    // [B, L, D]
-    x = l.layer_norm2(c, h);             // [B, L, D]
-    x = l.fc1(c, x, act_);               // [B, L, FF]
-    h = be_.add(h, l.fc2(c, x));         // [B, L, D]
+    Tensor x = l.layer_norm1(c, h);    // [B, L, D]
+    Tensor q = l.q_proj(c, x);         // [B, L, D]
+    Tensor k = l.k_proj(c, x);         // [B, L, D]
+    Tensor v = l.v_proj(c, x);         // [B, L, D]
+    x = be_.attention(q, k, v, ap);    // [B, L, D]
+    h = be_.add(h, l.out_proj(c, x));  // [B, L, D]
+    x = l.layer_norm2(c, h);           // [B, L, D]
+    x = l.fc1(c, x, act_);             // [B, L, FF]
+    h = be_.add(h, l.fc2(c, x));       // [B, L, D]
     c.mark(h, l.name);
   }
   h = final_layer_norm_(c, h);  // [B, L, D]

@@ -1,7 +1,7 @@
 // Mirrors transformers 4.36 CLIPTextModel (src/transformers/models/clip/modeling_clip.py: CLIPTextEmbeddings,
-// CLIPAttention, CLIPMLP, CLIPEncoderLayer, CLIPTextTransformer) together with Arc2Face's CLIPTextModelWrapper
-// (github.com/foivospar/Arc2Face arc2face/models.py), whose forward takes precomputed token embeddings that replace
-// the token embedding of the ids before the position embeddings are added.
+// CLIPAttention, CLIPMLP, CLIPEncoderLayer, CLIPTextTransformer) together with Arc2Face's
+// CLIPTextModelWrapper (github.com/foivospar/Arc2Face arc2face/models.py), whose forward takes precomputed
+// token embeddings that replace the token embedding of the ids before the position embeddings are added.
 #pragma once
 #include <filesystem>
 #include <memory>
@@ -34,8 +34,8 @@ class ClipTextModel {
   // CLIPTextModelWrapper checkpoint, names "text_model.*").
   static std::unique_ptr<ClipTextModel> from_pretrained(const std::filesystem::path& dir, Backend& backend,
                                                         DType dtype = DType::F32);
-  ClipTextModel(const ClipTextConfig& config, const StateDict& weights, const std::string& file, Backend& backend,
-                DType dtype = DType::F32);
+  ClipTextModel(const ClipTextConfig& config, const StateDict& weights, const std::string& file,
+                Backend& backend, DType dtype = DType::F32);
 
   const ClipTextConfig& config() const { return cfg_; }
   DType dtype() const { return dtype_; }

@@ -31,8 +31,9 @@ struct TimestepEmbedding {
   Tensor operator()(const nn::Ctx& c, const Tensor& sample, const Tensor& condition = Tensor()) const;
 };
 
-// Host-side helper: timesteps as a [n] f32 host tensor from a scalar/[1]/[n] tensor of any float or int dtype,
-// broadcast to the batch as diffusers' `timesteps.expand(sample.shape[0])`. `what` names the model in errors.
+// Host-side helper: timesteps as a [n] f32 host tensor from a scalar/[1]/[n] tensor of any float or int
+// dtype, broadcast to the batch as diffusers' `timesteps.expand(sample.shape[0])`. `what` names the model in
+// errors.
 Tensor timesteps_for_batch(const Tensor& timesteps, int64_t batch, const std::string& what);
 
 }  // namespace a2f

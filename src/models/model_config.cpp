@@ -8,7 +8,9 @@ ConfigReader::ConfigReader(nlohmann::json j, std::string file) : j_(std::move(j)
   A2F_CHECK(j_.is_object(), file_, ": expected a JSON object, found ", j_.type_name());
 }
 
-ConfigReader ConfigReader::load(const std::filesystem::path& path) { return {json_load(path), path.string()}; }
+ConfigReader ConfigReader::load(const std::filesystem::path& path) {
+  return {json_load(path), path.string()};
+}
 
 const nlohmann::json* ConfigReader::find(const std::string& key) const {
   auto it = j_.find(key);
@@ -16,7 +18,9 @@ const nlohmann::json* ConfigReader::find(const std::string& key) const {
   return &*it;
 }
 
-bool ConfigReader::has(const std::string& key) const { return find(key) != nullptr; }
+bool ConfigReader::has(const std::string& key) const {
+  return find(key) != nullptr;
+}
 
 std::string ConfigReader::value_str(const std::string& key) const {
   auto it = j_.find(key);
@@ -24,7 +28,8 @@ std::string ConfigReader::value_str(const std::string& key) const {
 }
 
 void ConfigReader::unsupported(const std::string& key, const std::string& why) const {
-  fail(file_, ": config value ", key, " = ", value_str(key), " is not supported", why.empty() ? "" : ": ", why);
+  fail(file_, ": config value ", key, " = ", value_str(key), " is not supported", why.empty() ? "" : ": ",
+       why);
 }
 
 void ConfigReader::require_null(const std::string& key, const std::string& why) const {
@@ -103,8 +108,8 @@ std::optional<std::string> ConfigReader::get_opt_string(const std::string& key) 
   return get_string(key);
 }
 
-std::vector<std::string> ConfigReader::get_string_list(const std::string& key,
-                                                       std::optional<std::vector<std::string>> fallback) const {
+std::vector<std::string> ConfigReader::get_string_list(
+    const std::string& key, std::optional<std::vector<std::string>> fallback) const {
   const auto* v = find(key);
   if (!v) {
     if (fallback) return *fallback;
@@ -163,7 +168,8 @@ std::vector<bool> ConfigReader::get_bool_or_list(const std::string& key, size_t 
   return out;
 }
 
-std::filesystem::path find_weight_file(const std::filesystem::path& dir, const std::vector<std::string>& names) {
+std::filesystem::path find_weight_file(const std::filesystem::path& dir,
+                                       const std::vector<std::string>& names) {
   for (const auto& n : names) {
     auto p = dir / n;
     if (std::filesystem::is_regular_file(p)) return p;

@@ -1,6 +1,7 @@
-// Reading diffusers / transformers config.json files: typed getters with the library's defaults, ints that may
-// be given per block as lists, and errors that name the file, the key and the value (a config value the models
-// do not support is an error, never silently ignored). Also locating a model's weight file in its folder.
+// Reading diffusers / transformers config.json files: typed getters with the library's defaults, ints that
+// may be given per block as lists, and errors that name the file, the key and the value (a config value the
+// models do not support is an error, never silently ignored). Also locating a model's weight file in its
+// folder.
 #pragma once
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -29,12 +30,13 @@ class ConfigReader {
   std::optional<int64_t> get_opt_int(const std::string& key) const;
   std::optional<double> get_opt_float(const std::string& key) const;
   std::optional<std::string> get_opt_string(const std::string& key) const;
-  std::vector<std::string> get_string_list(const std::string& key,
-                                           std::optional<std::vector<std::string>> fallback = std::nullopt) const;
+  std::vector<std::string> get_string_list(
+      const std::string& key, std::optional<std::vector<std::string>> fallback = std::nullopt) const;
   std::vector<int64_t> get_int_list(const std::string& key,
                                     std::optional<std::vector<int64_t>> fallback = std::nullopt) const;
   // An int (repeated n times) or a list of n ints.
-  std::vector<int64_t> get_int_or_list(const std::string& key, size_t n, std::optional<int64_t> fallback) const;
+  std::vector<int64_t> get_int_or_list(const std::string& key, size_t n,
+                                       std::optional<int64_t> fallback) const;
   // A bool (repeated n times) or a list of n bools.
   std::vector<bool> get_bool_or_list(const std::string& key, size_t n, std::optional<bool> fallback) const;
 
@@ -52,6 +54,7 @@ class ConfigReader {
 };
 
 // The first of `names` that exists in `dir`; throws naming the folder and the candidates when none does.
-std::filesystem::path find_weight_file(const std::filesystem::path& dir, const std::vector<std::string>& names);
+std::filesystem::path find_weight_file(const std::filesystem::path& dir,
+                                       const std::vector<std::string>& names);
 
 }  // namespace a2f

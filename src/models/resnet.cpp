@@ -11,15 +11,17 @@ ResnetBlock2D ResnetBlock2D::load(nn::WeightLoader& w, const std::string& prefix
   r.output_scale_factor = o.output_scale_factor;
   const int groups_out = o.groups_out > 0 ? o.groups_out : o.groups;
   r.norm1 = nn::GroupNorm::load(w, prefix + ".norm1", o.groups, o.in_channels, o.eps);
-  r.conv1 = nn::Conv2d::load(w, prefix + ".conv1", o.in_channels, o.out_channels, 3, Conv2dParams::same(1, 1));
+  r.conv1 =
+      nn::Conv2d::load(w, prefix + ".conv1", o.in_channels, o.out_channels, 3, Conv2dParams::same(1, 1));
   if (o.temb_channels > 0)
-    r.time_emb_proj =
-        nn::Linear::load(w, prefix + ".time_emb_proj", o.temb_channels, (o.scale_shift ? 2 : 1) * o.out_channels);
+    r.time_emb_proj = nn::Linear::load(w, prefix + ".time_emb_proj", o.temb_channels,
+                                       (o.scale_shift ? 2 : 1) * o.out_channels);
   r.norm2 = nn::GroupNorm::load(w, prefix + ".norm2", groups_out, o.out_channels, o.eps);
-  r.conv2 = nn::Conv2d::load(w, prefix + ".conv2", o.out_channels, o.out_channels, 3, Conv2dParams::same(1, 1));
+  r.conv2 =
+      nn::Conv2d::load(w, prefix + ".conv2", o.out_channels, o.out_channels, 3, Conv2dParams::same(1, 1));
   if (o.in_channels != o.out_channels)
-    r.conv_shortcut =
-        nn::Conv2d::load(w, prefix + ".conv_shortcut", o.in_channels, o.out_channels, 1, Conv2dParams::same(1, 0));
+    r.conv_shortcut = nn::Conv2d::load(w, prefix + ".conv_shortcut", o.in_channels, o.out_channels, 1,
+                                       Conv2dParams::same(1, 0));
   return r;
 }
 
@@ -44,8 +46,8 @@ Tensor ResnetBlock2D::operator()(const nn::Ctx& c, const Tensor& x, const Tensor
   } else {
     h = norm2(c, h, act);  // [N, out, H, W]
   }
-  h = conv2(c, h);                                                     // [N, out, H, W]
-  Tensor out = be.add(conv_shortcut ? (*conv_shortcut)(c, x) : x, h);  // [N, out, H, W]
+  h = conv2(c, h);                                                                   // [N, out, H, W]
+  Tensor out = be.add(conv_shortcut ? (*conv_shortcut)(c, x) : x, h);                // [N, out, H, W]
   if (output_scale_factor != 1.0f) out = be.scale(out, 1.0f / output_scale_factor);  // [N, out, H, W]
   c.mark(out, name);
   return out;

@@ -43,8 +43,8 @@ struct Downsample2D {
   nn::Conv2d conv;
   std::string name;
 
-  static Downsample2D load(nn::WeightLoader& w, const std::string& prefix, int64_t channels, int64_t out_channels,
-                           int padding);
+  static Downsample2D load(nn::WeightLoader& w, const std::string& prefix, int64_t channels,
+                           int64_t out_channels, int padding);
   // x [N, C, H, W] -> [N, out, ceil-ish(H/2), ...]
   Tensor operator()(const nn::Ctx& c, const Tensor& x) const;
 };
@@ -54,7 +54,8 @@ struct Upsample2D {
   nn::Conv2d conv;
   std::string name;
 
-  static Upsample2D load(nn::WeightLoader& w, const std::string& prefix, int64_t channels, int64_t out_channels);
+  static Upsample2D load(nn::WeightLoader& w, const std::string& prefix, int64_t channels,
+                         int64_t out_channels);
   // x [N, C, H, W] -> [N, out, out_h, out_w]; out_h/out_w <= 0 mean 2H/2W.
   Tensor operator()(const nn::Ctx& c, const Tensor& x, int64_t out_h = 0, int64_t out_w = 0) const;
 };

@@ -5,17 +5,18 @@ namespace a2f {
 
 Tensor BasicTransformerBlock::operator()(const nn::Ctx& c, const Tensor& x, const Tensor& context) const {
   Backend& be = c.be;
-  Tensor n = norm1(c, x);                                                 // [N, L, C]
+  Tensor n = norm1(c, x);                                                        // [N, L, C]
   Tensor h = be.add(attn1(c, n, only_cross_attention ? context : Tensor()), x);  // [N, L, C]
-  n = norm2(c, h);                                                        // [N, L, C]
-  h = be.add(attn2(c, n, context), h);                                    // [N, L, C]
-  n = norm3(c, h);                                                        // [N, L, C]
-  h = be.add(ff(c, n), h);                                                // [N, L, C]
+  n = norm2(c, h);                                                               // [N, L, C]
+  h = be.add(attn2(c, n, context), h);                                           // [N, L, C]
+  n = norm3(c, h);                                                               // [N, L, C]
+  h = be.add(ff(c, n), h);                                                       // [N, L, C]
   c.mark(h, name);
   return h;
 }
 
-Transformer2DModel Transformer2DModel::load(nn::WeightLoader& w, const std::string& prefix, const Options& o) {
+Transformer2DModel Transformer2DModel::load(nn::WeightLoader& w, const std::string& prefix,
+                                            const Options& o) {
   Transformer2DModel t;
   t.name = prefix;
   const int64_t inner = o.attention_head_dim * o.num_attention_heads;
@@ -54,13 +55,13 @@ Transformer2DModel Transformer2DModel::load(nn::WeightLoader& w, const std::stri
 Tensor Transformer2DModel::operator()(const nn::Ctx& c, const Tensor& x, const Tensor& context) const {
   Backend& be = c.be;
   const int64_t n = x.dim(0), ch = x.dim(1), hh = x.dim(2), ww = x.dim(3);
-  Tensor h = norm(c, x);                                 // [N, C, H, W]
-  h = be.permute(h, {0, 2, 3, 1}).reshape({n, hh * ww, ch});  // [N, HW, C]
-  h = proj_in(c, h);                                     // [N, HW, inner]
+  Tensor h = norm(c, x);                                          // [N, C, H, W]
+  h = be.permute(h, {0, 2, 3, 1}).reshape({n, hh * ww, ch});      // [N, HW, C]
+  h = proj_in(c, h);                                              // [N, HW, inner]
   for (const auto& b : transformer_blocks) h = b(c, h, context);  // [N, HW, inner]
-  h = proj_out(c, h);                                    // [N, HW, C]
-  h = be.permute(h.reshape({n, hh, ww, ch}), {0, 3, 1, 2});  // [N, C, H, W]
-  h = be.add(h, x);                                      // [N, C, H, W]
+  h = proj_out(c, h);                                             // [N, HW, C]
+  h = be.permute(h.reshape({n, hh, ww, ch}), {0, 3, 1, 2});       // [N, C, H, W]
+  h = be.add(h, x);                                               // [N, C, H, W]
   c.mark(h, name);
   return h;
 }

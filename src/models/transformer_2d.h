@@ -1,7 +1,7 @@
-// Mirrors diffusers 0.29.2 Transformer2DModel (src/diffusers/models/transformers/transformer_2d.py), continuous
-// input path, with BasicTransformerBlock (src/diffusers/models/attention.py) in its UNet configuration:
-// norm_type "layer_norm" (eps 1e-5, affine), activation_fn "geglu", attention_bias False, no positional
-// embeddings, attention_type "default".
+// Mirrors diffusers 0.29.2 Transformer2DModel (src/diffusers/models/transformers/transformer_2d.py),
+// continuous input path, with BasicTransformerBlock (src/diffusers/models/attention.py) in its UNet
+// configuration: norm_type "layer_norm" (eps 1e-5, affine), activation_fn "geglu", attention_bias False, no
+// positional embeddings, attention_type "default".
 #pragma once
 #include <string>
 #include <vector>
@@ -34,8 +34,8 @@ struct Transformer2DModel {
     bool only_cross_attention = false;
   };
 
-  nn::GroupNorm norm;                 // eps 1e-6
-  nn::Linear proj_in, proj_out;       // 1x1 convs are loaded as Linear over channels-last tokens
+  nn::GroupNorm norm;            // eps 1e-6
+  nn::Linear proj_in, proj_out;  // 1x1 convs are loaded as Linear over channels-last tokens
   std::vector<BasicTransformerBlock> transformer_blocks;
   std::string name;
 

@@ -8,7 +8,9 @@ namespace a2f {
 namespace {
 
 // diffusers get_down_block / get_up_block strip a "UNetRes" prefix.
-std::string strip_unetres(const std::string& s) { return s.rfind("UNetRes", 0) == 0 ? s.substr(7) : s; }
+std::string strip_unetres(const std::string& s) {
+  return s.rfind("UNetRes", 0) == 0 ? s.substr(7) : s;
+}
 
 // transformer_layers_per_block-style value: an int (repeated) or a list with one int-or-list entry per block.
 // Returns one raw entry per block (each an int or a list).
@@ -19,7 +21,8 @@ std::vector<nlohmann::json> per_block_entries(const ConfigReader& r, const std::
     nlohmann::json v = (it == j.end() || it->is_null()) ? nlohmann::json(1) : *it;
     return std::vector<nlohmann::json>(n, v);
   }
-  if (!it->is_array() || it->size() != n) r.unsupported(key, cat("expected an int or one entry per block (", n, ")"));
+  if (!it->is_array() || it->size() != n)
+    r.unsupported(key, cat("expected an int or one entry per block (", n, ")"));
   return std::vector<nlohmann::json>(it->begin(), it->end());
 }
 
@@ -49,11 +52,11 @@ UNet2DConditionConfig UNet2DConditionConfig::from_reader(const ConfigReader& r) 
   c.flip_sin_to_cos = r.get_bool("flip_sin_to_cos", true);
   c.freq_shift = r.get_float("freq_shift", 0.0);
   c.down_block_types = r.get_string_list(
-      "down_block_types",
-      std::vector<std::string>{"CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"});
+      "down_block_types", std::vector<std::string>{"CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
+                                                   "CrossAttnDownBlock2D", "DownBlock2D"});
   c.up_block_types = r.get_string_list(
-      "up_block_types",
-      std::vector<std::string>{"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"});
+      "up_block_types", std::vector<std::string>{"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D",
+                                                 "CrossAttnUpBlock2D"});
   const auto& j = r.json();
   if (j.contains("mid_block_type") && j["mid_block_type"].is_null())
     c.mid_block_type = "";
@@ -69,7 +72,8 @@ UNet2DConditionConfig UNet2DConditionConfig::from_reader(const ConfigReader& r) 
   for (auto& t : c.down_block_types) {
     t = strip_unetres(t);
     if (t != "CrossAttnDownBlock2D" && t != "DownBlock2D")
-      r.unsupported("down_block_types", cat("block type ", t, " (supported: CrossAttnDownBlock2D, DownBlock2D)"));
+      r.unsupported("down_block_types",
+                    cat("block type ", t, " (supported: CrossAttnDownBlock2D, DownBlock2D)"));
   }
   for (auto& t : c.up_block_types) {
     t = strip_unetres(t);
@@ -93,7 +97,8 @@ UNet2DConditionConfig UNet2DConditionConfig::from_reader(const ConfigReader& r) 
   c.cross_attention_dim = r.get_int_or_list("cross_attention_dim", n, 1280);
 
   // Heads: diffusers raises on num_attention_heads, then uses `num_attention_heads or attention_head_dim`.
-  r.require_null("num_attention_heads", "diffusers 0.29 rejects it too; SD configs give heads as attention_head_dim");
+  r.require_null("num_attention_heads",
+                 "diffusers 0.29 rejects it too; SD configs give heads as attention_head_dim");
   c.num_attention_heads = r.get_int_or_list("attention_head_dim", n, 8);
 
   // transformer_layers_per_block (+ reverse_transformer_layers_per_block), expanded per layer.
@@ -101,7 +106,8 @@ UNet2DConditionConfig UNet2DConditionConfig::from_reader(const ConfigReader& r) 
   for (size_t i = 0; i < n; ++i)
     c.transformer_layers_per_block.push_back(
         expand_layers(r, "transformer_layers_per_block", down_entries[i], c.layers_per_block[i]));
-  const bool down_has_lists = std::any_of(down_entries.begin(), down_entries.end(), [](auto& e) { return e.is_array(); });
+  const bool down_has_lists =
+      std::any_of(down_entries.begin(), down_entries.end(), [](auto& e) { return e.is_array(); });
   std::vector<nlohmann::json> up_entries;
   if (r.has("reverse_transformer_layers_per_block")) {
     up_entries = per_block_entries(r, "reverse_transformer_layers_per_block", n);
@@ -112,10 +118,11 @@ UNet2DConditionConfig UNet2DConditionConfig::from_reader(const ConfigReader& r) 
     up_entries.assign(down_entries.rbegin(), down_entries.rend());
   }
   for (size_t i = 0; i < n; ++i)
-    c.reverse_transformer_layers_per_block.push_back(expand_layers(
-        r, r.has("reverse_transformer_layers_per_block") ? "reverse_transformer_layers_per_block"
-                                                         : "transformer_layers_per_block",
-        up_entries[i], c.layers_per_block[n - 1 - i] + 1));
+    c.reverse_transformer_layers_per_block.push_back(
+        expand_layers(r,
+                      r.has("reverse_transformer_layers_per_block") ? "reverse_transformer_layers_per_block"
+                                                                    : "transformer_layers_per_block",
+                      up_entries[i], c.layers_per_block[n - 1 - i] + 1));
 
   c.use_linear_projection = r.get_bool("use_linear_projection", false);
   c.upcast_attention = r.get_bool("upcast_attention", false);
@@ -126,7 +133,8 @@ UNet2DConditionConfig UNet2DConditionConfig::from_reader(const ConfigReader& r) 
   if (tet != "positional") r.unsupported("time_embedding_type", "only positional is supported");
   c.time_embedding_dim = r.get_opt_int("time_embedding_dim").value_or(0);
   c.time_embedding_act_fn = r.get_opt_string("time_embedding_act_fn").value_or("");
-  if (!c.time_embedding_act_fn.empty()) nn::act_from_name(c.time_embedding_act_fn, r.file() + ": time_embedding_act_fn");
+  if (!c.time_embedding_act_fn.empty())
+    nn::act_from_name(c.time_embedding_act_fn, r.file() + ": time_embedding_act_fn");
   c.timestep_post_act = r.get_opt_string("timestep_post_act").value_or("");
   if (!c.timestep_post_act.empty()) nn::act_from_name(c.timestep_post_act, r.file() + ": timestep_post_act");
   c.time_cond_proj_dim = r.get_opt_int("time_cond_proj_dim").value_or(0);
@@ -189,8 +197,8 @@ BlockOptions UNet2DConditionConfig::mid_block_options() const {
   o.resnet_scale_shift = resnet_time_scale_shift == "scale_shift";
   o.output_scale_factor = static_cast<float>(mid_block_scale_factor);
   o.cross_attention = mid_block_type == "UNetMidBlock2DCrossAttn";
-  // UNetMidBlock2DCrossAttn(transformer_layers_per_block=transformer_layers_per_block[-1]): an int is repeated,
-  // a per-layer list gives its first entry to the single layer.
+  // UNetMidBlock2DCrossAttn(transformer_layers_per_block=transformer_layers_per_block[-1]): an int is
+  // repeated, a per-layer list gives its first entry to the single layer.
   o.transformer_layers = {transformer_layers_per_block.back().front()};
   o.num_attention_heads = static_cast<int>(num_attention_heads.back());
   o.cross_attention_dim = cross_attention_dim.back();
@@ -240,12 +248,14 @@ UNet2DConditionModel::UNet2DConditionModel(const UNet2DConditionConfig& config, 
   const auto& boc = cfg_.block_out_channels;
   const size_t n = boc.size();
   act_ = nn::act_from_name(cfg_.act_fn, file + ": act_fn");
-  if (!cfg_.time_embedding_act_fn.empty()) time_embed_act_ = nn::act_from_name(cfg_.time_embedding_act_fn, file);
+  if (!cfg_.time_embedding_act_fn.empty())
+    time_embed_act_ = nn::act_from_name(cfg_.time_embedding_act_fn, file);
   const int in_pad = static_cast<int>((cfg_.conv_in_kernel - 1) / 2);
   conv_in_ = nn::Conv2d::load(w, "conv_in", cfg_.in_channels, boc[0], static_cast<int>(cfg_.conv_in_kernel),
                               Conv2dParams::same(1, in_pad));
   time_proj_ = Timesteps{static_cast<int>(boc[0]), cfg_.flip_sin_to_cos, static_cast<float>(cfg_.freq_shift)};
-  const Act post = cfg_.timestep_post_act.empty() ? Act::None : nn::act_from_name(cfg_.timestep_post_act, file);
+  const Act post =
+      cfg_.timestep_post_act.empty() ? Act::None : nn::act_from_name(cfg_.timestep_post_act, file);
   time_embedding_ = TimestepEmbedding::load(w, "time_embedding", boc[0], cfg_.time_embed_dim(), act_, post,
                                             cfg_.time_cond_proj_dim);
   for (size_t i = 0; i < n; ++i)
@@ -261,8 +271,8 @@ UNet2DConditionModel::UNet2DConditionModel(const UNet2DConditionConfig& config, 
   conv_norm_out_ = nn::GroupNorm::load(w, "conv_norm_out", static_cast<int>(cfg_.norm_num_groups), boc[0],
                                        static_cast<float>(cfg_.norm_eps));
   const int out_pad = static_cast<int>((cfg_.conv_out_kernel - 1) / 2);
-  conv_out_ = nn::Conv2d::load(w, "conv_out", boc[0], cfg_.out_channels, static_cast<int>(cfg_.conv_out_kernel),
-                               Conv2dParams::same(1, out_pad));
+  conv_out_ = nn::Conv2d::load(w, "conv_out", boc[0], cfg_.out_channels,
+                               static_cast<int>(cfg_.conv_out_kernel), Conv2dParams::same(1, out_pad));
   w.warn_unused("UNet2DConditionModel");
 }
 
@@ -283,12 +293,12 @@ Tensor UNet2DConditionModel::forward(const Tensor& sample, const Tensor& timeste
   const int64_t up_factor = int64_t(1) << num_upsamplers_;
   const bool forward_upsample_size = sample.dim(2) % up_factor != 0 || sample.dim(3) % up_factor != 0;
 
-  Tensor x = be.cast(be.to_device(sample), dtype_);  // [B, in, h, w]
+  Tensor x = be.cast(be.to_device(sample), dtype_);            // [B, in, h, w]
   if (cfg_.center_input_sample) x = be.scale(x, 2.0f, -1.0f);  // [B, in, h, w]
 
   // time
   Tensor t = be.to_device(timesteps_for_batch(timesteps, b, "UNet"));  // [B]
-  Tensor t_emb = be.cast(time_proj_(c, t), dtype_);                     // [B, C0]
+  Tensor t_emb = be.cast(time_proj_(c, t), dtype_);                    // [B, C0]
   c.mark(t_emb, "time_proj");
   Tensor cond;
   if (timestep_cond.defined()) {
@@ -298,7 +308,7 @@ Tensor UNet2DConditionModel::forward(const Tensor& sample, const Tensor& timeste
               shape_str({b, cfg_.time_cond_proj_dim}), ", got ", shape_str(timestep_cond.shape()));
     cond = be.cast(be.to_device(timestep_cond), dtype_);  // [B, Dc]
   }
-  Tensor emb = time_embedding_(c, t_emb, cond);  // [B, T]
+  Tensor emb = time_embedding_(c, t_emb, cond);                            // [B, T]
   if (time_embed_act_ != Act::None) emb = be.unary(time_embed_act_, emb);  // [B, T]
   c.mark(emb, "time_embedding");
   const Tensor temb_act = be.unary(act_, emb);  // [B, T], the resnets' nonlinearity(temb)
@@ -312,8 +322,9 @@ Tensor UNet2DConditionModel::forward(const Tensor& sample, const Tensor& timeste
 
   if (controlnet) {
     A2F_CHECK(controlnet->down.size() == skips.size() && controlnet->mid.defined(), "UNet: ControlNet gave ",
-              controlnet->down.size(), " down residuals", controlnet->mid.defined() ? "" : " and no mid residual",
-              ", expected ", skips.size(), " and one mid residual");
+              controlnet->down.size(), " down residuals",
+              controlnet->mid.defined() ? "" : " and no mid residual", ", expected ", skips.size(),
+              " and one mid residual");
     for (size_t i = 0; i < skips.size(); ++i) {
       A2F_CHECK(controlnet->down[i].shape() == skips[i].shape(), "UNet: ControlNet down residual ", i, " is ",
                 shape_str(controlnet->down[i].shape()), ", expected ", shape_str(skips[i].shape()));

@@ -1,8 +1,9 @@
-// Mirrors diffusers 0.29.2 UNet2DConditionModel (src/diffusers/models/unets/unet_2d_condition.py) for SD1.5-family
-// configs: positional time embedding (optionally with cond_proj for LCM-distilled UNets), CrossAttnDownBlock2D /
-// DownBlock2D, UNetMidBlock2DCrossAttn / UNetMidBlock2D / none, CrossAttnUpBlock2D / UpBlock2D, ControlNet
-// residuals. Config values outside that family (class / addition embeddings, encoder_hid_proj, dual
-// cross-attention, gated attention, ...) are rejected with an error naming the key and value.
+// Mirrors diffusers 0.29.2 UNet2DConditionModel (src/diffusers/models/unets/unet_2d_condition.py) for
+// SD1.5-family configs: positional time embedding (optionally with cond_proj for LCM-distilled UNets),
+// CrossAttnDownBlock2D / DownBlock2D, UNetMidBlock2DCrossAttn / UNetMidBlock2D / none, CrossAttnUpBlock2D /
+// UpBlock2D, ControlNet residuals. Config values outside that family (class / addition embeddings,
+// encoder_hid_proj, dual cross-attention, gated attention, ...) are rejected with an error naming the key and
+// value.
 #pragma once
 #include <filesystem>
 #include <memory>
@@ -38,23 +39,25 @@ struct UNet2DConditionConfig {
   // Per block, per layer (an int in the file is repeated over the block's layers).
   std::vector<std::vector<int64_t>> transformer_layers_per_block;          // down blocks
   std::vector<std::vector<int64_t>> reverse_transformer_layers_per_block;  // up blocks (empty: reversed down)
-  // Heads per down block: diffusers' `num_attention_heads or attention_head_dim` (SD1.5's attention_head_dim 8
-  // is the number of heads).
+  // Heads per down block: diffusers' `num_attention_heads or attention_head_dim` (SD1.5's attention_head_dim
+  // 8 is the number of heads).
   std::vector<int64_t> num_attention_heads;
   bool use_linear_projection = false;
-  bool upcast_attention = false;  // f32 scores and softmax; ours always are
+  bool upcast_attention = false;                    // f32 scores and softmax; ours always are
   std::string resnet_time_scale_shift = "default";  // "default" | "scale_shift"
-  int64_t time_embedding_dim = 0;                    // 0: block_out_channels[0] * 4
-  std::string time_embedding_act_fn;                 // "" = none
-  std::string timestep_post_act;                     // "" = none
-  int64_t time_cond_proj_dim = 0;                    // 0 = none
+  int64_t time_embedding_dim = 0;                   // 0: block_out_channels[0] * 4
+  std::string time_embedding_act_fn;                // "" = none
+  std::string timestep_post_act;                    // "" = none
+  int64_t time_cond_proj_dim = 0;                   // 0 = none
   int64_t conv_in_kernel = 3;
   int64_t conv_out_kernel = 3;
 
   // diffusers' defaults for absent keys; unsupported values throw naming the key and value.
   static UNet2DConditionConfig from_reader(const ConfigReader& r);
 
-  int64_t time_embed_dim() const { return time_embedding_dim > 0 ? time_embedding_dim : block_out_channels[0] * 4; }
+  int64_t time_embed_dim() const {
+    return time_embedding_dim > 0 ? time_embedding_dim : block_out_channels[0] * 4;
+  }
   // What get_down_block / get_mid_block receive for down block i / the mid block (shared with ControlNet).
   BlockOptions down_block_options(size_t i) const;
   BlockOptions mid_block_options() const;
@@ -71,8 +74,8 @@ struct UNetResiduals {
 class UNet2DConditionModel {
  public:
   // Loads `dir`/config.json and `dir`/diffusion_pytorch_model.safetensors (or .bin).
-  static std::unique_ptr<UNet2DConditionModel> from_pretrained(const std::filesystem::path& dir, Backend& backend,
-                                                               DType dtype = DType::F32);
+  static std::unique_ptr<UNet2DConditionModel> from_pretrained(const std::filesystem::path& dir,
+                                                               Backend& backend, DType dtype = DType::F32);
   UNet2DConditionModel(const UNet2DConditionConfig& config, const StateDict& weights, const std::string& file,
                        Backend& backend, DType dtype = DType::F32);
   // Takes every tensor from `weights` (its backend and compute dtype).
@@ -82,8 +85,8 @@ class UNet2DConditionModel {
   DType dtype() const { return dtype_; }
 
   // sample [B, in, h, w]; timesteps (host) scalar, [1] or [B], float or int; encoder_hidden_states [B, L, C];
-  // controlnet residuals optional; timestep_cond [B, time_cond_proj_dim] only for UNets with time_cond_proj_dim.
-  // Returns the predicted noise [B, out, h, w] in f32.
+  // controlnet residuals optional; timestep_cond [B, time_cond_proj_dim] only for UNets with
+  // time_cond_proj_dim. Returns the predicted noise [B, out, h, w] in f32.
   Tensor forward(const Tensor& sample, const Tensor& timesteps, const Tensor& encoder_hidden_states,
                  const UNetResiduals* controlnet = nullptr, const Tensor& timestep_cond = Tensor()) const;
 

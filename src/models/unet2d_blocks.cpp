@@ -31,9 +31,10 @@ Transformer2DModel::Options transformer_options(const BlockOptions& o, int64_t c
   return t;
 }
 
-void check_heads(const nn::WeightLoader& w, const std::string& prefix, const BlockOptions& o, int64_t channels) {
-  A2F_CHECK(o.num_attention_heads > 0 && channels % o.num_attention_heads == 0, w.file(), ": ", prefix, " has ",
-            channels, " channels, not divisible into ", o.num_attention_heads,
+void check_heads(const nn::WeightLoader& w, const std::string& prefix, const BlockOptions& o,
+                 int64_t channels) {
+  A2F_CHECK(o.num_attention_heads > 0 && channels % o.num_attention_heads == 0, w.file(), ": ", prefix,
+            " has ", channels, " channels, not divisible into ", o.num_attention_heads,
             " attention heads (attention_head_dim / num_attention_heads in config.json)");
   A2F_CHECK(o.transformer_layers.size() >= static_cast<size_t>(o.num_layers), w.file(), ": ", prefix,
             ": transformer_layers_per_block has ", o.transformer_layers.size(), " entries for ", o.num_layers,
@@ -48,7 +49,8 @@ DownBlock2D DownBlock2D::load(nn::WeightLoader& w, const std::string& prefix, co
   if (o.cross_attention) check_heads(w, prefix, o, o.out_channels);
   for (int i = 0; i < o.num_layers; ++i) {
     const int64_t in = i == 0 ? o.in_channels : o.out_channels;
-    b.resnets.push_back(ResnetBlock2D::load(w, cat(prefix, ".resnets.", i), resnet_options(o, in, o.out_channels)));
+    b.resnets.push_back(
+        ResnetBlock2D::load(w, cat(prefix, ".resnets.", i), resnet_options(o, in, o.out_channels)));
     if (o.cross_attention)
       b.attentions.push_back(Transformer2DModel::load(w, cat(prefix, ".attentions.", i),
                                                       transformer_options(o, o.out_channels, i)));
@@ -59,11 +61,11 @@ DownBlock2D DownBlock2D::load(nn::WeightLoader& w, const std::string& prefix, co
   return b;
 }
 
-Tensor DownBlock2D::operator()(const nn::Ctx& c, const Tensor& x, const Tensor& temb_act, const Tensor& context,
-                               std::vector<Tensor>* states) const {
+Tensor DownBlock2D::operator()(const nn::Ctx& c, const Tensor& x, const Tensor& temb_act,
+                               const Tensor& context, std::vector<Tensor>* states) const {
   Tensor h = x;
   for (size_t i = 0; i < resnets.size(); ++i) {
-    h = resnets[i](c, h, temb_act);                      // [N, out, H, W]
+    h = resnets[i](c, h, temb_act);                             // [N, out, H, W]
     if (!attentions.empty()) h = attentions[i](c, h, context);  // [N, out, H, W]
     if (states) states->push_back(h);
   }
@@ -82,13 +84,14 @@ UpBlock2D UpBlock2D::load(nn::WeightLoader& w, const std::string& prefix, const 
   for (int i = 0; i < o.num_layers; ++i) {
     const int64_t res_skip = i == o.num_layers - 1 ? o.in_channels : o.out_channels;
     const int64_t res_in = i == 0 ? o.prev_output_channel : o.out_channels;
-    b.resnets.push_back(
-        ResnetBlock2D::load(w, cat(prefix, ".resnets.", i), resnet_options(o, res_in + res_skip, o.out_channels)));
+    b.resnets.push_back(ResnetBlock2D::load(w, cat(prefix, ".resnets.", i),
+                                            resnet_options(o, res_in + res_skip, o.out_channels)));
     if (o.cross_attention)
       b.attentions.push_back(Transformer2DModel::load(w, cat(prefix, ".attentions.", i),
                                                       transformer_options(o, o.out_channels, i)));
   }
-  if (o.add_sample) b.upsampler = Upsample2D::load(w, prefix + ".upsamplers.0", o.out_channels, o.out_channels);
+  if (o.add_sample)
+    b.upsampler = Upsample2D::load(w, prefix + ".upsamplers.0", o.out_channels, o.out_channels);
   return b;
 }
 
@@ -99,8 +102,8 @@ Tensor UpBlock2D::operator()(const nn::Ctx& c, const Tensor& x, const Tensor& te
     A2F_CHECK(!skips.empty(), name, ": no skip connection left");
     Tensor skip = std::move(skips.back());
     skips.pop_back();
-    h = c.be.concat({h, skip}, 1);                       // [N, C + Cskip, H, W]
-    h = resnets[i](c, h, temb_act);                      // [N, out, H, W]
+    h = c.be.concat({h, skip}, 1);                              // [N, C + Cskip, H, W]
+    h = resnets[i](c, h, temb_act);                             // [N, out, H, W]
     if (!attentions.empty()) h = attentions[i](c, h, context);  // [N, out, H, W]
   }
   if (upsampler) h = (*upsampler)(c, h, upsample_h, upsample_w);  // [N, out, 2H, 2W]
@@ -108,14 +111,17 @@ Tensor UpBlock2D::operator()(const nn::Ctx& c, const Tensor& x, const Tensor& te
   return h;
 }
 
-UpDecoderBlock2D UpDecoderBlock2D::load(nn::WeightLoader& w, const std::string& prefix, const BlockOptions& o) {
+UpDecoderBlock2D UpDecoderBlock2D::load(nn::WeightLoader& w, const std::string& prefix,
+                                        const BlockOptions& o) {
   UpDecoderBlock2D b;
   b.name = prefix;
   for (int i = 0; i < o.num_layers; ++i) {
     const int64_t in = i == 0 ? o.in_channels : o.out_channels;
-    b.resnets.push_back(ResnetBlock2D::load(w, cat(prefix, ".resnets.", i), resnet_options(o, in, o.out_channels)));
+    b.resnets.push_back(
+        ResnetBlock2D::load(w, cat(prefix, ".resnets.", i), resnet_options(o, in, o.out_channels)));
   }
-  if (o.add_sample) b.upsampler = Upsample2D::load(w, prefix + ".upsamplers.0", o.out_channels, o.out_channels);
+  if (o.add_sample)
+    b.upsampler = Upsample2D::load(w, prefix + ".upsamplers.0", o.out_channels, o.out_channels);
   return b;
 }
 
@@ -146,8 +152,8 @@ Tensor UNetMidBlock2DCrossAttn::operator()(const nn::Ctx& c, const Tensor& x, co
                                            const Tensor& context) const {
   Tensor h = resnets[0](c, x, temb_act);  // [N, C, H, W]
   for (size_t i = 0; i < attentions.size(); ++i) {
-    h = attentions[i](c, h, context);      // [N, C, H, W]
-    h = resnets[i + 1](c, h, temb_act);    // [N, C, H, W]
+    h = attentions[i](c, h, context);    // [N, C, H, W]
+    h = resnets[i + 1](c, h, temb_act);  // [N, C, H, W]
   }
   c.mark(h, name);
   return h;
@@ -156,8 +162,8 @@ Tensor UNetMidBlock2DCrossAttn::operator()(const nn::Ctx& c, const Tensor& x, co
 SpatialAttention SpatialAttention::load(nn::WeightLoader& w, const std::string& prefix, int64_t channels,
                                         int64_t attention_head_dim, int groups, float eps,
                                         float rescale_output_factor) {
-  A2F_CHECK(attention_head_dim > 0 && channels % attention_head_dim == 0, w.file(), ": ", prefix, " has ", channels,
-            " channels, not divisible into heads of ", attention_head_dim);
+  A2F_CHECK(attention_head_dim > 0 && channels % attention_head_dim == 0, w.file(), ": ", prefix, " has ",
+            channels, " channels, not divisible into heads of ", attention_head_dim);
   SpatialAttention a;
   a.name = prefix;
   a.rescale_output_factor = rescale_output_factor;
@@ -175,11 +181,11 @@ SpatialAttention SpatialAttention::load(nn::WeightLoader& w, const std::string& 
 Tensor SpatialAttention::operator()(const nn::Ctx& c, const Tensor& x) const {
   Backend& be = c.be;
   const int64_t n = x.dim(0), ch = x.dim(1), hh = x.dim(2), ww = x.dim(3);
-  Tensor h = group_norm(c, x);                                // [N, C, H, W]
-  h = be.permute(h, {0, 2, 3, 1}).reshape({n, hh * ww, ch});  // [N, HW, C]
-  h = attn(c, h);                                             // [N, HW, C]
-  h = be.permute(h.reshape({n, hh, ww, ch}), {0, 3, 1, 2});   // [N, C, H, W]
-  h = be.add(h, x);                                           // [N, C, H, W]
+  Tensor h = group_norm(c, x);                                                       // [N, C, H, W]
+  h = be.permute(h, {0, 2, 3, 1}).reshape({n, hh * ww, ch});                         // [N, HW, C]
+  h = attn(c, h);                                                                    // [N, HW, C]
+  h = be.permute(h.reshape({n, hh, ww, ch}), {0, 3, 1, 2});                          // [N, C, H, W]
+  h = be.add(h, x);                                                                  // [N, C, H, W]
   if (rescale_output_factor != 1.0f) h = be.scale(h, 1.0f / rescale_output_factor);  // [N, C, H, W]
   c.mark(h, name);
   return h;

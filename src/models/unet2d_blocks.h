@@ -1,6 +1,6 @@
-// Mirrors the diffusers 0.29.2 blocks of src/diffusers/models/unets/unet_2d_blocks.py that SD1.5-family UNets,
-// ControlNets and AutoencoderKL use: CrossAttnDownBlock2D / DownBlock2D / DownEncoderBlock2D (one struct:
-// attentions and a time embedding are optional), CrossAttnUpBlock2D / UpBlock2D, UpDecoderBlock2D,
+// Mirrors the diffusers 0.29.2 blocks of src/diffusers/models/unets/unet_2d_blocks.py that SD1.5-family
+// UNets, ControlNets and AutoencoderKL use: CrossAttnDownBlock2D / DownBlock2D / DownEncoderBlock2D (one
+// struct: attentions and a time embedding are optional), CrossAttnUpBlock2D / UpBlock2D, UpDecoderBlock2D,
 // UNetMidBlock2DCrossAttn and UNetMidBlock2D (with diffusers' single-head spatial Attention).
 #pragma once
 #include <optional>
@@ -35,7 +35,8 @@ struct BlockOptions {
   bool only_cross_attention = false;
 };
 
-// CrossAttnDownBlock2D (attentions not empty), DownBlock2D, DownEncoderBlock2D (no temb, states not collected).
+// CrossAttnDownBlock2D (attentions not empty), DownBlock2D, DownEncoderBlock2D (no temb, states not
+// collected).
 struct DownBlock2D {
   std::vector<ResnetBlock2D> resnets;
   std::vector<Transformer2DModel> attentions;
@@ -49,8 +50,8 @@ struct DownBlock2D {
   size_t num_states() const { return resnets.size() + (downsampler ? 1 : 0); }
 };
 
-// CrossAttnUpBlock2D (attentions not empty), UpBlock2D: each resnet takes cat([h, skip], dim 1) with the skips
-// popped from the end of `skips`.
+// CrossAttnUpBlock2D (attentions not empty), UpBlock2D: each resnet takes cat([h, skip], dim 1) with the
+// skips popped from the end of `skips`.
 struct UpBlock2D {
   std::vector<ResnetBlock2D> resnets;
   std::vector<Transformer2DModel> attentions;
@@ -92,7 +93,8 @@ struct SpatialAttention {
   std::string name;
 
   static SpatialAttention load(nn::WeightLoader& w, const std::string& prefix, int64_t channels,
-                               int64_t attention_head_dim, int groups, float eps, float rescale_output_factor);
+                               int64_t attention_head_dim, int groups, float eps,
+                               float rescale_output_factor);
   // x [N, C, H, W] -> [N, C, H, W]
   Tensor operator()(const nn::Ctx& c, const Tensor& x) const;
 };

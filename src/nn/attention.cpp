@@ -5,8 +5,8 @@
 namespace a2f::nn {
 
 Attention Attention::load(WeightLoader& w, const std::string& prefix, const Options& o) {
-  A2F_CHECK(o.heads > 0 && o.dim_head > 0, w.file(), ": attention '", prefix, "' has ", o.heads, " heads of dim ",
-            o.dim_head);
+  A2F_CHECK(o.heads > 0 && o.dim_head > 0, w.file(), ": attention '", prefix, "' has ", o.heads,
+            " heads of dim ", o.dim_head);
   Attention a;
   a.heads = o.heads;
   a.dim_head = o.dim_head;
@@ -15,8 +15,8 @@ Attention Attention::load(WeightLoader& w, const std::string& prefix, const Opti
   const int64_t kv_dim = o.cross_attention_dim > 0 ? o.cross_attention_dim : o.query_dim;
   // Legacy VAE attention blocks (diffusers _convert_deprecated_attention_blocks).
   const bool legacy = !w.has(prefix + ".to_q.weight") && w.has(prefix + ".query.weight");
-  const std::string q = legacy ? ".query" : ".to_q", k = legacy ? ".key" : ".to_k", v = legacy ? ".value" : ".to_v",
-                    out = legacy ? ".proj_attn" : ".to_out.0";
+  const std::string q = legacy ? ".query" : ".to_q", k = legacy ? ".key" : ".to_k",
+                    v = legacy ? ".value" : ".to_v", out = legacy ? ".proj_attn" : ".to_out.0";
   a.to_q = Linear::load(w, prefix + q, o.query_dim, inner, o.bias);
   a.to_k = Linear::load(w, prefix + k, kv_dim, inner, o.bias);
   a.to_v = Linear::load(w, prefix + v, kv_dim, inner, o.bias);

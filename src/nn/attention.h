@@ -1,6 +1,6 @@
 // diffusers 0.29.2 attention layers: Attention with the plain AttnProcessor
-// (src/diffusers/models/attention_processor.py) and FeedForward with GEGLU (src/diffusers/models/attention.py,
-// activations.py).
+// (src/diffusers/models/attention_processor.py) and FeedForward with GEGLU
+// (src/diffusers/models/attention.py, activations.py).
 #pragma once
 #include <string>
 
@@ -22,8 +22,8 @@ struct Attention {
     int64_t cross_attention_dim = 0;  // 0: self-attention (to_k / to_v take query_dim)
     int heads = 1;
     int64_t dim_head = 0;
-    bool bias = false;      // to_q / to_k / to_v
-    bool out_bias = true;   // to_out.0
+    bool bias = false;     // to_q / to_k / to_v
+    bool out_bias = true;  // to_out.0
   };
   static Attention load(WeightLoader& w, const std::string& prefix, const Options& o);
 

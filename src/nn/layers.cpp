@@ -7,7 +7,7 @@ Linear Linear::load(WeightLoader& w, const std::string& prefix, int64_t in, int6
   l.in = in;
   l.out = out;
   l.weight = w.matrix(prefix + ".weight", {out, in});  // [out, in]
-  if (bias) l.bias = w.vector(prefix + ".bias", out);   // [out]
+  if (bias) l.bias = w.vector(prefix + ".bias", out);  // [out]
   return l;
 }
 
@@ -16,7 +16,7 @@ Linear Linear::load_conv1x1(WeightLoader& w, const std::string& prefix, int64_t 
   l.in = in;
   l.out = out;
   l.weight = w.matrix(prefix + ".weight", {out, in, 1, 1}, {out, in});  // [out, in]
-  if (bias) l.bias = w.vector(prefix + ".bias", out);                  // [out]
+  if (bias) l.bias = w.vector(prefix + ".bias", out);                   // [out]
   return l;
 }
 
@@ -32,7 +32,7 @@ Conv2d Conv2d::load(WeightLoader& w, const std::string& prefix, int64_t in, int6
   l.kernel = kernel;
   l.params = p;
   l.weight = w.matrix(prefix + ".weight", {out, in, kernel, kernel});  // [out, in, k, k]
-  if (bias) l.bias = w.vector(prefix + ".bias", out);                 // [out]
+  if (bias) l.bias = w.vector(prefix + ".bias", out);                  // [out]
   return l;
 }
 
@@ -42,7 +42,8 @@ Tensor Conv2d::operator()(const Ctx& c, const Tensor& x, Act act) const {
   return c.be.conv2d(x, weight, bias, p);  // [N, out, Ho, Wo]
 }
 
-GroupNorm GroupNorm::load(WeightLoader& w, const std::string& prefix, int groups, int64_t channels, float eps) {
+GroupNorm GroupNorm::load(WeightLoader& w, const std::string& prefix, int groups, int64_t channels,
+                          float eps) {
   A2F_CHECK(groups > 0 && channels % groups == 0, w.file(), ": GroupNorm '", prefix, "' with ", channels,
             " channels cannot be split into ", groups, " groups (norm_num_groups)");
   GroupNorm l;

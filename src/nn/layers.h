@@ -1,5 +1,6 @@
 // Small layers holding prepared weight tensors (taken once from a checkpoint through a WeightLoader), and the
-// forward context every model passes down: the backend and an optional hook that sees each named intermediate.
+// forward context every model passes down: the backend and an optional hook that sees each named
+// intermediate.
 //
 // Each layer mirrors a torch.nn module: Linear, Conv2d, GroupNorm, LayerNorm, Embedding. Parameter names are
 // the checkpoint's: `<prefix>.weight`, `<prefix>.bias`.
@@ -35,8 +36,10 @@ struct Linear {
   int64_t in = 0, out = 0;
 
   static Linear load(WeightLoader& w, const std::string& prefix, int64_t in, int64_t out, bool bias = true);
-  // A 1x1 torch.nn.Conv2d kernel [out, in, 1, 1] used as a Linear over channels-last tokens (same arithmetic).
-  static Linear load_conv1x1(WeightLoader& w, const std::string& prefix, int64_t in, int64_t out, bool bias = true);
+  // A 1x1 torch.nn.Conv2d kernel [out, in, 1, 1] used as a Linear over channels-last tokens (same
+  // arithmetic).
+  static Linear load_conv1x1(WeightLoader& w, const std::string& prefix, int64_t in, int64_t out,
+                             bool bias = true);
   // x [..., in] -> [..., out]
   Tensor operator()(const Ctx& c, const Tensor& x, Act act = Act::None) const;
 };
@@ -73,7 +76,8 @@ struct LayerNorm {
   int64_t dim = 0;
   float eps = 1e-5f;
 
-  static LayerNorm load(WeightLoader& w, const std::string& prefix, int64_t dim, float eps, bool affine = true);
+  static LayerNorm load(WeightLoader& w, const std::string& prefix, int64_t dim, float eps,
+                        bool affine = true);
   Tensor operator()(const Ctx& c, const Tensor& x) const;
 };
 

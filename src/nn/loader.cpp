@@ -21,8 +21,8 @@ Tensor WeightLoader::raw(const std::string& name, const Shape& expected) {
     fail(file_, ": tensor '", name, "' (expected shape ", shape_str(expected), ") is missing");
   A2F_CHECK(dtype_is_float(t.dtype()), file_, ": tensor '", name, "' has dtype ", dtype_name(t.dtype()),
             ", expected a float dtype (f32, f16 or bf16)");
-  A2F_CHECK(t.shape() == expected, file_, ": tensor '", name, "' has shape ", shape_str(t.shape()), ", expected ",
-            shape_str(expected));
+  A2F_CHECK(t.shape() == expected, file_, ": tensor '", name, "' has shape ", shape_str(t.shape()),
+            ", expected ", shape_str(expected));
   used_.insert(name);
   return t;
 }
@@ -48,7 +48,8 @@ std::vector<std::string> WeightLoader::unused() const {
   return out;
 }
 
-void WeightLoader::warn_unused(const std::string& model, const std::vector<std::string>& ignore_suffixes) const {
+void WeightLoader::warn_unused(const std::string& model,
+                               const std::vector<std::string>& ignore_suffixes) const {
   std::vector<std::string> names;
   for (const auto& n : unused()) {
     bool ignored = false;

@@ -1,6 +1,6 @@
-// WeightLoader: hands out the tensors of one checkpoint by their own names, checks every shape against what the
-// network's config implies, and prepares each tensor once for the backend. Layers keep the prepared tensors, so
-// a forward pass never looks anything up by name.
+// WeightLoader: hands out the tensors of one checkpoint by their own names, checks every shape against what
+// the network's config implies, and prepares each tensor once for the backend. Layers keep the prepared
+// tensors, so a forward pass never looks anything up by name.
 //
 // Dtypes: matrices and kernels (Linear/Conv2d weights, embedding tables) are prepared in the compute dtype
 // (f32 or bf16); vectors (biases, norm scales and shifts) stay f32. Checkpoints may be f32, f16 or bf16.
@@ -17,8 +17,8 @@ namespace a2f::nn {
 
 class WeightLoader {
  public:
-  // `file` names the checkpoint in error messages. `sd` must outlive the loader (the prepared tensors share its
-  // storage where no conversion was needed, and keep that storage alive on their own).
+  // `file` names the checkpoint in error messages. `sd` must outlive the loader (the prepared tensors share
+  // its storage where no conversion was needed, and keep that storage alive on their own).
   WeightLoader(const StateDict& sd, std::string file, Backend& backend, DType compute_dtype);
 
   Backend& backend() const { return be_; }

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "backends/cpu/cpu_backend.h"
 #include "backends/ref/ref_backend.h"
 #include "common/test_util.h"
 #include "io/npy.h"
@@ -16,7 +17,19 @@ inline Backend& ref_backend() {
   return *be;
 }
 
-inline Tensor ref_array(const std::string& name) { return npy_read(fixture("ref/" + name + ".npy")); }
+inline Backend& cpu_backend() {
+  static std::unique_ptr<Backend> be = make_cpu_backend();
+  return *be;
+}
+
+// "ref" or "cpu": the parity tests run on both.
+inline Backend& backend_named(const std::string& name) {
+  return name == "cpu" ? cpu_backend() : ref_backend();
+}
+
+inline Tensor ref_array(const std::string& name) {
+  return npy_read(fixture("ref/" + name + ".npy"));
+}
 
 // Runs f, expects an a2f::Error whose message contains every one of `parts`.
 template <class F>

@@ -1,16 +1,31 @@
 // CLIP text encoder (transformers 4.36 CLIPTextModel + Arc2Face CLIPTextModelWrapper) against the reference
 // fixtures of tests/fixtures/ref (see refs.json): prompt_embeds = wrapper(tokens_prompt, input_token_embs =
 // id_token_embs[i]) for the 3 ID embeddings; negative_prompt_embeds = wrapper(tokens_empty).
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+
 #include "model_test_util.h"
 #include "models/clip_text.h"
+#include "nn/dump.h"
 
 namespace a2f::test {
 namespace {
 
-const ClipTextModel& encoder() {
-  static auto m = ClipTextModel::from_pretrained(fixture("models/encoder"), ref_backend());
+const ClipTextModel& encoder(const std::string& backend = "ref", DType dtype = DType::F32) {
+  static std::map<std::string, std::unique_ptr<ClipTextModel>> cache;
+  auto& m = cache[backend + dtype_name(dtype)];
+  if (!m) m = ClipTextModel::from_pretrained(fixture("models/encoder"), backend_named(backend), dtype);
   return *m;
 }
+
+// Parity tests run on every backend.
+class ClipTextParity : public ::testing::TestWithParam<std::string> {
+ protected:
+  const ClipTextModel& enc() const { return encoder(GetParam()); }
+};
+INSTANTIATE_TEST_SUITE_P(Backends, ClipTextParity, ::testing::Values("ref", "cpu"));
 
 // tokens [1, 77] repeated to [n, 77].
 Tensor repeat_rows(const Tensor& ids, int64_t n) {
@@ -28,23 +43,23 @@ TEST(ClipText, ConfigFromFile) {
   EXPECT_EQ(c.hidden_act, "quick_gelu");
 }
 
-TEST(ClipText, PromptEmbedsWithIdTokenEmbeddings) {
+TEST_P(ClipTextParity, PromptEmbedsWithIdTokenEmbeddings) {
   Tensor ids = repeat_rows(npy_read(fixture("common/tokens_prompt.npy")), 3);  // [3, 77]
-  Tensor embs = ref_array("id_token_embs");                                   // [3, 77, 32]
-  Tensor out = encoder().forward(ids, embs);
+  Tensor embs = ref_array("id_token_embs");                                    // [3, 77, 32]
+  Tensor out = enc().forward(ids, embs);
   A2F_EXPECT_SHAPE(out, 3, 77, 32);
   EXPECT_LE(max_abs_diff(out, ref_array("prompt_embeds")), 1e-4);
 }
 
-TEST(ClipText, NegativePromptEmbeds) {
+TEST_P(ClipTextParity, NegativePromptEmbeds) {
   Tensor ids = npy_read(fixture("common/tokens_empty.npy"));  // [1, 77]
-  Tensor out = encoder().forward(ids);
+  Tensor out = enc().forward(ids);
   A2F_EXPECT_SHAPE(out, 1, 77, 32);
   EXPECT_LE(max_abs_diff(out, ref_array("negative_prompt_embeds")), 1e-4);
 }
 
-// The reference token embeddings equal token_embedding(ids) everywhere but the "id" token row (index 4), which
-// holds the (cropped) ArcFace embedding.
+// The reference token embeddings equal token_embedding(ids) everywhere but the "id" token row (index 4),
+// which holds the (cropped) ArcFace embedding.
 TEST(ClipText, TokenEmbeddingsMatchAllRowsButTheIdToken) {
   Tensor ids = npy_read(fixture("common/tokens_prompt.npy"));  // [1, 77]
   ASSERT_EQ(ids.data<int64_t>()[4], 1014);
@@ -62,14 +77,23 @@ TEST(ClipText, TokenEmbeddingsMatchAllRowsButTheIdToken) {
   EXPECT_GT(id_row, 0.01);
 }
 
-TEST(ClipText, ShorterSequenceMatchesPrefixOfCausalRun) {
+TEST_P(ClipTextParity, ShorterSequenceMatchesPrefixOfCausalRun) {
   // Causal attention: the first 10 positions do not depend on the rest of the sequence.
   Tensor ids = npy_read(fixture("common/tokens_empty.npy"));  // [1, 77]
   Tensor short_ids = ids.narrow(1, 0, 10).contiguous();       // [1, 10]
-  Tensor out = encoder().forward(short_ids);
+  Tensor out = enc().forward(short_ids);
   A2F_EXPECT_SHAPE(out, 1, 10, 32);
   Tensor ref = ref_array("negative_prompt_embeds").narrow(1, 0, 10).contiguous();
   EXPECT_LE(max_abs_diff(out, ref), 1e-4);
+}
+
+// bf16 compute (weights and activations bf16, f32 accumulation) stays close to the f32 reference: a sanity
+// bound for the reduced precision, not a parity claim.
+TEST(ClipText, Bf16OnCpuStaysNearReference) {
+  Tensor ids = repeat_rows(npy_read(fixture("common/tokens_prompt.npy")), 3);
+  Tensor out = encoder("cpu", DType::BF16).forward(ids, ref_array("id_token_embs"));
+  EXPECT_EQ(out.dtype(), DType::F32);
+  EXPECT_LE(rel_error(out, ref_array("prompt_embeds")), 3e-2);
 }
 
 TEST(ClipText, RejectsBadInputs) {
@@ -118,6 +142,16 @@ TEST(ClipText, DebugHookSeesLayerOutputs) {
                                 "text_model.encoder.layers.1", "text_model.encoder.layers.2",
                                 "text_model.final_layer_norm"};
   EXPECT_EQ(names, want);
+}
+
+TEST(ClipText, NpyDumpHookWritesNamedIntermediates) {
+  auto m = ClipTextModel::from_pretrained(fixture("models/encoder"), ref_backend());
+  const auto dir = std::filesystem::temp_directory_path() / cat("a2f_clip_dump_", ::getpid());
+  m->set_debug_hook(nn::npy_dump_hook(dir, ref_backend()));
+  Tensor out = m->forward(npy_read(fixture("common/tokens_empty.npy")));
+  EXPECT_TRUE(std::filesystem::exists(dir / "text_model.encoder.layers.2.npy"));
+  EXPECT_EQ(max_abs_diff(npy_read(dir / "text_model.final_layer_norm.npy"), out), 0.0);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// src/nn: WeightLoader checks and preparation, layer wiring (weights used as torch.nn does: Linear W [out, in],
-// 1x1 conv kernels as Linear, legacy attention names), computed against hand-written scalar formulas.
+// src/nn: WeightLoader checks and preparation, layer wiring (weights used as torch.nn does: Linear W [out,
+// in], 1x1 conv kernels as Linear, legacy attention names), computed against hand-written scalar formulas.
 #include "model_test_util.h"
 #include "nn/attention.h"
 
@@ -20,7 +20,11 @@ StateDict small_state_dict() {
 TEST(WeightLoader, ChecksPresenceShapeAndDtype) {
   StateDict sd = small_state_dict();
   nn::WeightLoader w(sd, "w.safetensors", ref_backend(), DType::F32);
-  expect_error([&] { w.matrix("nope.weight", {2, 3}); }, {"w.safetensors", "nope.weight", "missing", "[2, 3]"});
+  expect_error(
+      [&] {
+        w.matrix("nope.weight", {2, 3});
+      },
+      {"w.safetensors", "nope.weight", "missing", "[2, 3]"});
   expect_error([&] { w.matrix("lin.weight", {3, 2}); }, {"w.safetensors", "lin.weight", "[2, 3]", "[3, 2]"});
   expect_error([&] { w.vector("ids", 4); }, {"ids", "i64", "float"});
   Tensor b = w.vector("lin.bias", 2);
@@ -54,7 +58,8 @@ TEST(Layers, LinearAndConv1x1AsLinearComputeXWtPlusB) {
 TEST(Layers, AttentionAcceptsLegacyNames) {
   // One head of dim 1 over 2 tokens: q = 1*x, k = 1*x, v = 2*x + 1, out = 3*h; softmax over x_i * x_j.
   StateDict sd;
-  for (auto [n, v] : std::vector<std::pair<std::string, float>>{{"query", 1}, {"key", 1}, {"value", 2}, {"proj_attn", 3}}) {
+  for (auto [n, v] :
+       std::vector<std::pair<std::string, float>>{{"query", 1}, {"key", 1}, {"value", 2}, {"proj_attn", 3}}) {
     sd["a." + n + ".weight"] = Tensor::from_data({1, 1}, std::vector<float>{v});
     sd["a." + n + ".bias"] = Tensor::from_data({1}, std::vector<float>{n == "value" ? 1.0f : 0.0f});
   }
