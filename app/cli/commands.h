@@ -9,5 +9,6 @@ namespace a2f_cli {
 void register_info(CLI::App& app);
 void register_download(CLI::App& app);
 void register_doctor(CLI::App& app);
+void register_generate(CLI::App& app);
 
 }  // namespace a2f_cli

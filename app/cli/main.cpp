@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   a2f_cli::register_info(app);
   a2f_cli::register_download(app);
   a2f_cli::register_doctor(app);
+  a2f_cli::register_generate(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

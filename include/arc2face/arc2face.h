@@ -79,6 +79,11 @@ class Pipeline {
 
 // PNG with the parameters in a tEXt "parameters" chunk (atomic: temp file + rename).
 void write_png(const std::string& path, const GeneratedImage& image);
+// The same PNG bytes, in memory (for HTTP responses).
+std::vector<uint8_t> encode_png(const GeneratedImage& image);
+
+// Reads a float .npy (f32/f64/f16) as float32 values; `shape` (optional) receives its shape.
+std::vector<float> read_float_npy(const std::string& path, std::vector<int64_t>* shape = nullptr);
 
 // Reads a float32 .npy of 512 values ([512] or [1,512]); throws Error for anything else or non-finite values.
 std::vector<float> read_embedding_npy(const std::string& path);
