@@ -14,7 +14,7 @@
 
 namespace a2f::test {
 
-constexpr int kFullWidthVersion = 3;  // scripts/make_full_width_onnx.py VERSION
+constexpr int kFullWidthVersion = 6;  // scripts/make_full_width_onnx.py VERSION
 
 struct FullWidth {
   std::filesystem::path dir;
