@@ -10,5 +10,6 @@ void register_info(CLI::App& app);
 void register_download(CLI::App& app);
 void register_doctor(CLI::App& app);
 void register_generate(CLI::App& app);
+void register_embed(CLI::App& app);
 
 }  // namespace a2f_cli

@@ -13,7 +13,8 @@ void resolve_model_files(const AnalysisOptions& opt, fs::path& detector, fs::pat
   const fs::path& dir = opt.antelope_dir;
   std::error_code ec;
   if (!dir.empty()) {
-    A2F_CHECK(fs::is_directory(dir, ec), "face model folder '", dir.string(), "' does not exist or is not a folder");
+    A2F_CHECK(fs::is_directory(dir, ec), "face model folder '", dir.string(),
+              "' does not exist or is not a folder (it should hold scrfd_10g_bnkps.onnx and arcface.onnx)");
   }
   detector = opt.detector;
   if (detector.empty()) {
@@ -50,7 +51,7 @@ FaceAnalysis::FaceAnalysis(const AnalysisOptions& opt, Backend& backend) {
   go.weight_dtype = opt.weight_dtype;
   det_ = std::make_unique<ScrfdDetector>(OnnxGraph::load(det_path_, backend, go), opt.det);
   rec_ = std::make_unique<ArcFaceRecognizer>(OnnxGraph::load(rec_path_, backend, go));
-  log_info("face analysis: detector ", det_path_.string(), ", recognizer ", rec_path_.string());
+  log_debug("face analysis: detector ", det_path_.string(), ", recognizer ", rec_path_.string());
 }
 
 Analysis FaceAnalysis::analyze(const Image8& bgr, bool keep_debug) {
