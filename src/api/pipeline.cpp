@@ -63,6 +63,10 @@ class PipelineImpl final : public Pipeline {
 
  private:
   std::vector<GeneratedImage> run(const GenerateRequest& r, const ProgressFn& progress) {
+    A2F_CHECK(!r.lcm, "this request asks for LCM-LoRA, which is not implemented yet");
+    A2F_CHECK(r.control_rgb.empty(), "this request has a ControlNet image; ControlNet is not implemented yet");
+    A2F_CHECK(opts_.lcm_lora.empty() && opts_.controlnet_dir.empty(),
+              "LCM-LoRA and ControlNet are not implemented yet");
     A2F_CHECK(r.id_embedding.size() == 512, "an ID embedding has 512 values; got ", r.id_embedding.size());
     a2f::GenerationParams p;
     p.id_embeddings = a2f::Tensor::from_data({1, 512}, r.id_embedding);
