@@ -20,6 +20,10 @@ struct GenerateArgs {
   float guidance = 3.0f;
   int64_t seed = -1;
   bool per_image_seeds = false, quiet = false;
+  // LCM-LoRA and ControlNet
+  std::string lcm_lora, controlnet, control_image;
+  float control_scale = 1.0f;
+  bool steps_given = false, guidance_given = false, scheduler_given = false;
 };
 
 std::string default_models_dir() {
@@ -51,6 +55,55 @@ class ProgressBar {
   bool on_, tty_;
 };
 
+// LCM is on with --scheduler lcm, or with --lcm-lora FILE and no other --scheduler. The LoRA file is
+// --lcm-lora or MODELS/lcm-lora-sdv1-5/pytorch_lora_weights.safetensors; the defaults become 3 steps and
+// guidance 1.0 (the official demo's) unless --steps / --guidance are given. --control-image IMG runs the pose
+// ControlNet from
+// --controlnet DIR or MODELS/controlnet.
+void apply_lcm_and_control(const GenerateArgs& a, arc2face::PipelineOptions& o,
+                           arc2face::GenerateRequest& r) {
+  if (!a.lcm_lora.empty() && a.scheduler_given && a.scheduler != "lcm")
+    throw arc2face::Error("--lcm-lora is used with --scheduler lcm (got --scheduler " + a.scheduler + ")");
+  const bool lcm = a.scheduler == "lcm" || !a.lcm_lora.empty();
+  if (lcm) {
+    o.lcm_lora = a.lcm_lora;
+    if (o.lcm_lora.empty()) {
+      const fs::path guess = fs::path(o.models_dir) / "lcm-lora-sdv1-5" / "pytorch_lora_weights.safetensors";
+      std::error_code ec;
+      if (!fs::is_regular_file(guess, ec))
+        throw arc2face::Error(
+            "--scheduler lcm needs the LCM-LoRA (latent-consistency/lcm-lora-sdv1-5 "
+            "pytorch_lora_weights.safetensors): pass --lcm-lora FILE or put it at " +
+            guess.string());
+      o.lcm_lora = guess.string();
+    }
+    r.lcm = true;
+    r.scheduler = "lcm";
+    if (!a.steps_given) r.steps = 3;
+    if (!a.guidance_given) r.guidance = 1.0f;
+  }
+  if (a.control_image.empty()) {
+    if (!a.controlnet.empty()) throw arc2face::Error("--controlnet needs a pose image: --control-image IMG");
+    return;
+  }
+  o.controlnet_dir = a.controlnet;
+  if (o.controlnet_dir.empty()) {
+    const fs::path guess = fs::path(o.models_dir) / "controlnet";
+    std::error_code ec;
+    if (!fs::is_regular_file(guess / "config.json", ec))
+      throw arc2face::Error(
+          "--control-image needs the Arc2Face pose ControlNet (FoivosPar/Arc2Face controlnet/): "
+          "pass --controlnet DIR or put it at " +
+          guess.string());
+    o.controlnet_dir = guess.string();
+  }
+  arc2face::RgbImage img = arc2face::read_image_rgb(a.control_image);
+  r.control_rgb = std::move(img.rgb);
+  r.control_width = img.width;
+  r.control_height = img.height;
+  r.control_scale = a.control_scale;
+}
+
 void run_generate(const GenerateArgs& a) {
   arc2face::PipelineOptions o;
   o.models_dir = a.models.empty() ? default_models_dir() : a.models;
@@ -70,6 +123,7 @@ void run_generate(const GenerateArgs& a) {
   r.height = a.height;
   r.dump_dir = a.dump;
   if (!a.latents.empty()) r.latents = arc2face::read_float_npy(a.latents);
+  apply_lcm_and_control(a, o, r);
   auto pipe = arc2face::Pipeline::create(o);
   ProgressBar bar(!a.quiet);
   auto images = pipe->generate(r, [&](const arc2face::Progress& p) { return bar(p); });
@@ -97,10 +151,28 @@ void register_generate(CLI::App& app) {
   c->add_option("--models", a->models, "folder with arc2face/ and encoder/ (default: $ARC2FACE_MODELS or ./models)");
   c->add_option("--base", a->base, "SD1.5 folder with vae/, tokenizer/, scheduler/ (default: MODELS/stable-diffusion-v1-5)");
   c->add_option("-n,--num-images", a->n, "images to generate")->check(CLI::Range(1, 64));
-  c->add_option("--steps", a->steps, "denoising steps")->check(CLI::Range(1, 1000));
-  c->add_option("--guidance", a->guidance, "classifier-free guidance scale (<= 1: none)")->check(CLI::Range(0.0, 100.0));
-  c->add_option("--scheduler", a->scheduler,
-                "dpm++2m | dpm++2m-karras | euler | euler-a | ddim | pndm | lms | unipc | lcm");
+  CLI::Option* steps = c->add_option("--steps", a->steps, "denoising steps (default 25; 3 with lcm)")
+                           ->check(CLI::Range(1, 1000));
+  CLI::Option* guidance =
+      c->add_option("--guidance", a->guidance,
+                    "classifier-free guidance scale (<= 1: none; default 3.0, 1.0 with lcm)")
+          ->check(CLI::Range(0.0, 100.0));
+  CLI::Option* scheduler = c->add_option("--scheduler", a->scheduler,
+                                         "dpm++2m | dpm++2m-karras | euler | euler-a | ddim | pndm | lms | "
+                                         "unipc | lcm (lcm: with the LCM-LoRA)");
+  c->add_option(
+       "--lcm-lora", a->lcm_lora,
+       "LCM-LoRA file (pytorch_lora_weights.safetensors of latent-consistency/lcm-lora-sdv1-5); implies "
+       "--scheduler lcm (default: MODELS/lcm-lora-sdv1-5/ when --scheduler lcm)")
+      ->check(CLI::ExistingFile);
+  c->add_option("--controlnet", a->controlnet, "pose ControlNet folder (default: MODELS/controlnet)")
+      ->check(CLI::ExistingDirectory);
+  c->add_option(
+       "--control-image", a->control_image,
+       "pose condition image (a normal-map rendering of a FLAME head; see README), resized to the output")
+      ->check(CLI::ExistingFile);
+  c->add_option("--control-scale", a->control_scale, "ControlNet conditioning scale")
+      ->check(CLI::Range(0.0, 10.0));
   c->add_option("--seed", a->seed, "seed of the torch-compatible generator (default: random)");
   c->add_flag("--per-image-seeds", a->per_image_seeds, "image i uses its own generator seeded seed+i");
   c->add_option("--width", a->width, "image width (multiple of 8)");
@@ -113,7 +185,12 @@ void register_generate(CLI::App& app) {
   c->add_option("--dtype", a->dtype, "compute dtype of the weights: fp32 | bf16");
   c->add_option("--device", a->device, "cpu | ref | cuda");
   c->add_flag("-q,--quiet", a->quiet, "no progress output");
-  c->callback([a] { run_generate(*a); });
+  c->callback([a, steps, guidance, scheduler] {
+    a->steps_given = steps->count() > 0;
+    a->guidance_given = guidance->count() > 0;
+    a->scheduler_given = scheduler->count() > 0;
+    run_generate(*a);
+  });
 }
 
 }  // namespace a2f_cli

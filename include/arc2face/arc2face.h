@@ -31,6 +31,7 @@ class Cancelled : public Error {
   Cancelled() : Error("cancelled") {}
 };
 
+// lcm_lora may be any SD1.5 UNet LoRA diffusers loads (kohya lora_unet_* or diffusers/PEFT unet.* names).
 struct PipelineOptions {
   std::string models_dir;  // FoivosPar/Arc2Face layout: arc2face/ (UNet), encoder/ (CLIP text encoder)
   std::string base_dir;    // SD1.5 layout: vae/, tokenizer/, scheduler/
@@ -61,13 +62,18 @@ struct GenerateRequest {
   int width = 512, height = 512;     // multiples of 8
   std::vector<float> latents;        // optional initial latents [N,4,H/8,W/8] (diffusers' latents=)
   std::string dump_dir;              // optional: write every intermediate tensor as .npy
-  // LCM-LoRA (needs PipelineOptions::lcm_lora): LCMScheduler with the LoRA applied to the UNet for this request
-  // only. The official demo's defaults with it: 3 steps, guidance 1.0.
+  // LCM-LoRA (needs PipelineOptions::lcm_lora): LCMScheduler with the LoRA applied to the UNet for this
+  // request only (`scheduler` must be "lcm" or left at its default). `steps` and `guidance` are used as
+  // given: set the official demo's 3 steps and guidance 1.0 yourself (guidance <= 1 runs no unconditional
+  // batch).
   bool lcm = false;
-  // ControlNet pose condition (needs PipelineOptions::controlnet_dir): 8-bit RGB, resized to width x height.
+  // ControlNet pose condition (needs PipelineOptions::controlnet_dir): 8-bit RGB, row-major, resized to
+  // width x height with Pillow's Lanczos filter as diffusers does, fed in [0, 1]. For the Arc2Face pose
+  // ControlNet it is a normal-map rendering of a FLAME head (see README). control_scale multiplies the
+  // residuals.
   std::vector<uint8_t> control_rgb;
   int control_width = 0, control_height = 0;
-  float control_scale = 1.0f;
+  float control_scale = 1.0f;  // [0, 10]
 };
 
 struct GeneratedImage {
@@ -90,6 +96,16 @@ class Pipeline {
 void write_png(const std::string& path, const GeneratedImage& image);
 // The same PNG bytes, in memory (for HTTP responses).
 std::vector<uint8_t> encode_png(const GeneratedImage& image);
+
+// An 8-bit RGB image (e.g. a pose condition for GenerateRequest::control_rgb).
+struct RgbImage {
+  int width = 0, height = 0;
+  std::vector<uint8_t> rgb;  // height * width * 3, row-major
+};
+// Decodes a JPEG / PNG / WebP file or buffer to RGB like Pillow's Image.open(...).convert("RGB") (alpha
+// dropped, EXIF orientation applied). Throws Error for anything unreadable or too large.
+RgbImage read_image_rgb(const std::string& path);
+RgbImage decode_image_rgb(const void* data, size_t size);
 
 // Reads a float .npy (f32/f64/f16) as float32 values; `shape` (optional) receives its shape.
 std::vector<float> read_float_npy(const std::string& path, std::vector<int64_t>* shape = nullptr);

@@ -30,12 +30,25 @@ auto api_call(F&& f) -> decltype(f()) {
   }
 }
 
+// What a request adds with LCM-LoRA / ControlNet, for the PNG parameters.
+std::string format_extras(const GenerateRequest& r) {
+  std::string s;
+  if (r.lcm) s += ", LCM-LoRA: on";
+  if (!r.control_rgb.empty()) {
+    char c[32];
+    std::snprintf(c, sizeof c, "%g", static_cast<double>(r.control_scale));
+    s += a2f::cat(", ControlNet: pose ", r.control_width, "x", r.control_height, ", Control scale: ", c);
+  }
+  return s;
+}
+
 std::string format_parameters(const GenerateRequest& r, int64_t seed, int index, const PipelineOptions& o) {
   char g[32];
   std::snprintf(g, sizeof g, "%g", static_cast<double>(r.guidance));
-  return a2f::cat("Arc2Face ID-conditioned image; Steps: ", r.steps, ", Sampler: ", r.scheduler, ", CFG scale: ", g,
-                  ", Seed: ", seed, r.per_image_seeds ? "" : a2f::cat(", Batch index: ", index), ", Images: ",
-                  r.num_images, ", Size: ", r.width, "x", r.height, ", Dtype: ", o.dtype,
+  return a2f::cat("Arc2Face ID-conditioned image; Steps: ", r.steps,
+                  ", Sampler: ", r.lcm ? "lcm" : r.scheduler, format_extras(r), ", CFG scale: ", g,
+                  ", Seed: ", seed, r.per_image_seeds ? "" : a2f::cat(", Batch index: ", index),
+                  ", Images: ", r.num_images, ", Size: ", r.width, "x", r.height, ", Dtype: ", o.dtype,
                   r.latents.empty() ? "" : ", Latents: given", ", Generator: torch cpu, arc2face.cpp 0.1.0");
 }
 
@@ -49,7 +62,10 @@ class PipelineImpl final : public Pipeline {
     A2F_CHECK(dt == a2f::DType::F32 || dt == a2f::DType::BF16, "dtype ", o.dtype,
               " is not supported on ", o.backend, " (use fp32 or bf16)");
     const auto t0 = std::chrono::steady_clock::now();
-    models_ = a2f::DiffusionModels::load(a2f::ModelDirs::from_roots(o.models_dir, o.base_dir), *backend_, dt);
+    a2f::ModelDirs dirs = a2f::ModelDirs::from_roots(o.models_dir, o.base_dir);
+    dirs.controlnet = o.controlnet_dir;
+    dirs.lcm_lora = o.lcm_lora;
+    models_ = a2f::DiffusionModels::load(dirs, *backend_, dt);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     a2f::log_info("models loaded in ", secs, " s (", backend_->name(), ", ", o.dtype, ")");
   }
@@ -63,10 +79,6 @@ class PipelineImpl final : public Pipeline {
 
  private:
   std::vector<GeneratedImage> run(const GenerateRequest& r, const ProgressFn& progress) {
-    A2F_CHECK(!r.lcm, "this request asks for LCM-LoRA, which is not implemented yet");
-    A2F_CHECK(r.control_rgb.empty(), "this request has a ControlNet image; ControlNet is not implemented yet");
-    A2F_CHECK(opts_.lcm_lora.empty() && opts_.controlnet_dir.empty(),
-              "LCM-LoRA and ControlNet are not implemented yet");
     A2F_CHECK(r.id_embedding.size() == 512, "an ID embedding has 512 values; got ", r.id_embedding.size());
     a2f::GenerationParams p;
     p.id_embeddings = a2f::Tensor::from_data({1, 512}, r.id_embedding);
@@ -89,6 +101,7 @@ class PipelineImpl final : public Pipeline {
                 a2f::shape_str(shape));
       p.latents = a2f::Tensor::from_data(shape, r.latents);
     }
+    set_lcm_and_control(r, p);
     p.dump_dir = r.dump_dir;
     if (progress) {
       p.on_stage = [&](const a2f::GenerationStage& s) { return progress(Progress{s.stage, s.step, s.total}); };
@@ -107,6 +120,29 @@ class PipelineImpl final : public Pipeline {
       out.push_back(std::move(img));
     }
     return out;
+  }
+
+  // GenerateRequest::lcm (LoRA on + the lcm scheduler, for this request) and the ControlNet condition.
+  void set_lcm_and_control(const GenerateRequest& r, a2f::GenerationParams& p) const {
+    if (r.lcm) {
+      A2F_CHECK(models_.lcm_lora, "this request asks for LCM-LoRA, but the pipeline was created without one ",
+                "(PipelineOptions::lcm_lora, --lcm-lora FILE)");
+      A2F_CHECK(r.scheduler == "lcm" || r.scheduler == GenerateRequest{}.scheduler,
+                "LCM-LoRA runs with the lcm ", "scheduler; this request asks for '", r.scheduler, "'");
+      p.lcm_lora = true;
+      p.scheduler = "lcm";
+    }
+    if (r.control_rgb.empty()) return;
+    A2F_CHECK(models_.controlnet, "this request has a pose image, but the pipeline was created without a ",
+              "ControlNet (PipelineOptions::controlnet_dir, --controlnet DIR)");
+    A2F_CHECK(
+        r.control_width > 0 && r.control_height > 0 && r.control_width <= 8192 && r.control_height <= 8192,
+        "the pose image size ", r.control_width, "x", r.control_height, " is not valid");
+    A2F_CHECK(r.control_rgb.size() == size_t(r.control_width) * size_t(r.control_height) * 3,
+              "the pose image has ", r.control_rgb.size(), " bytes; ", r.control_width, "x", r.control_height,
+              " RGB needs ", size_t(r.control_width) * size_t(r.control_height) * 3);
+    p.control_image = a2f::Image8{r.control_width, r.control_height, 3, r.control_rgb};
+    p.control_scale = r.control_scale;
   }
 
   PipelineOptions opts_;
@@ -133,6 +169,20 @@ std::vector<uint8_t> encode_png(const GeneratedImage& image) {
   return api_call([&] {
     A2F_CHECK(image.rgb.size() == size_t(image.width) * image.height * 3, "encode_png: image buffer size mismatch");
     return a2f::png_encode(image.rgb.data(), image.width, image.height, 3, {{"parameters", image.parameters}});
+  });
+}
+
+RgbImage read_image_rgb(const std::string& path) {
+  return api_call([&] {
+    a2f::Image8 img = a2f::image_read(path);
+    return RgbImage{img.width, img.height, std::move(img.pixels)};
+  });
+}
+
+RgbImage decode_image_rgb(const void* data, size_t size) {
+  return api_call([&] {
+    a2f::Image8 img = a2f::image_decode(data, size, "the uploaded image");
+    return RgbImage{img.width, img.height, std::move(img.pixels)};
   });
 }
 

@@ -395,6 +395,8 @@ void LoraAdapter::merge(Target& t) {
 void LoraAdapter::set_enabled(bool on) {
   if (on == enabled_) return;
   if (mode_ == LoraMode::Merged) {
+    if (on && !targets_.front().merged.defined())
+      log_info("merging the LoRA into a copy of ", targets_.size(), " UNet layers (first use)");
     if (on)
       for (auto& t : targets_)
         if (!t.merged.defined()) merge(t);

@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "io/json.h"
 #include "io/npy.h"
+#include "pipeline/control_image.h"
 #include "pipeline/prompt.h"
 #include "pipeline/rng.h"
 #include "pipeline/schedulers/scheduler.h"
@@ -58,7 +59,24 @@ DiffusionModels DiffusionModels::load(const ModelDirs& dirs, Backend& backend, D
   m.unet = UNet2DConditionModel::from_pretrained(dirs.unet, backend, dtype);
   m.vae = AutoencoderKL::from_pretrained(dirs.vae, backend, dtype);
   m.scheduler_config = json_load(dirs.scheduler / "scheduler_config.json");
+  load_optional_models(m, dirs);
   return m;
+}
+
+void load_optional_models(DiffusionModels& m, const ModelDirs& dirs) {
+  if (!dirs.controlnet.empty()) {
+    std::error_code ec;
+    A2F_CHECK(fs::is_regular_file(dirs.controlnet / "config.json", ec), "ControlNet folder ",
+              dirs.controlnet.string(), " has no config.json (expected FoivosPar/Arc2Face controlnet/ with ",
+              "config.json and diffusion_pytorch_model.safetensors)");
+    m.controlnet = ControlNetModel::from_pretrained(dirs.controlnet, *m.backend, m.dtype);
+  }
+  if (!dirs.lcm_lora.empty()) {
+    std::error_code ec;
+    A2F_CHECK(fs::is_regular_file(dirs.lcm_lora, ec), "LCM-LoRA file not found: ", dirs.lcm_lora.string(),
+              " (latent-consistency/lcm-lora-sdv1-5 pytorch_lora_weights.safetensors)");
+    m.lcm_lora = std::make_unique<LoraAdapter>(*m.unet, lora_load(dirs.lcm_lora));
+  }
 }
 
 namespace {
@@ -90,6 +108,25 @@ Tensor repeat_rows(Backend& be, const Tensor& x, int n) {
   return be.concat(parts, 0);
 }
 
+// The control image as the ControlNet pipeline feeds it: resized, [0, 1], one row per UNet batch row
+// (repeat_interleave over the images, then duplicated for classifier-free guidance). Undefined without one.
+Tensor prepare_control_image(const DiffusionModels& m, const GenerationParams& p, int64_t rows) {
+  if (p.control_image.pixels.empty()) return Tensor();
+  A2F_CHECK(m.controlnet, "a control image was given but no ControlNet is loaded (--controlnet DIR)");
+  A2F_CHECK(std::isfinite(p.control_scale) && p.control_scale >= 0.0f && p.control_scale <= 10.0f,
+            "control scale must be in [0, 10], got ", p.control_scale);
+  Tensor one = control_image_tensor(p.control_image, p.width, p.height);             // [1, 3, H, W]
+  return m.backend->concat(std::vector<Tensor>(static_cast<size_t>(rows), one), 0);  // [rows, 3, H, W]
+}
+
+// eps = unet(x, t, context[, ControlNet residuals]).
+Tensor predict_noise(const DiffusionModels& m, const Tensor& x, const Tensor& t, const Tensor& context,
+                     const Tensor& control, float control_scale) {
+  if (!control.defined()) return m.unet->forward(x, t, context);  // [B, 4, h, w]
+  UNetResiduals res = m.controlnet->forward(x, t, context, control, control_scale);
+  return m.unet->forward(x, t, context, &res);  // [B, 4, h, w]
+}
+
 void check_params(const DiffusionModels& m, const GenerationParams& p) {
   A2F_CHECK(p.num_images >= 1 && p.num_images <= 64, "number of images must be 1..64, got ", p.num_images);
   A2F_CHECK(p.steps >= 1 && p.steps <= 1000, "steps must be 1..1000, got ", p.steps);
@@ -114,6 +151,8 @@ GenerationResult generate_images(const DiffusionModels& m, const GenerationParam
   };
   const Dumper dump(p.dump_dir);
   const int n = p.num_images;
+  A2F_CHECK(!p.lcm_lora || m.lcm_lora, "LCM-LoRA was requested but none is loaded (--lcm-lora FILE)");
+  const LoraScope lora(m.lcm_lora.get(), p.lcm_lora);  // this generation only
 
   // 1. Prompt: the ID embedding spliced into "photo of a id person", and the empty prompt.
   stage("encode", 0, 1);
@@ -165,6 +204,8 @@ GenerationResult generate_images(const DiffusionModels& m, const GenerationParam
     dump("timesteps", Tensor::from_data({static_cast<int64_t>(ts.size())}, ts));
   }
   dump("latents_init", latents);
+  const Tensor control = prepare_control_image(m, p, cfg ? 2 * n : n);  // [2N|N, 3, H, W] or undefined
+  if (control.defined()) dump("control_image", control);
 
   // 3. Denoising loop.
   const int steps = s0.num_steps();
@@ -173,7 +214,7 @@ GenerationResult generate_images(const DiffusionModels& m, const GenerationParam
     const float t = static_cast<float>(s0.timesteps()[k]);
     Tensor model_in = s0.scale_model_input(cfg ? be.concat({latents, latents}, 0) : latents, k);  // [2N|N, 4, h, w]
     Tensor tt = Tensor::full({model_in.dim(0)}, t);                                              // [2N|N]
-    Tensor eps = m.unet->forward(model_in, tt, context);                                          // [2N|N, 4, h, w]
+    Tensor eps = predict_noise(m, model_in, tt, context, control, p.control_scale);  // [2N|N, 4, h, w]
     if (cfg) {
       Tensor eu = eps.narrow(0, 0, n), ec = eps.narrow(0, n, n);
       eps = be.add(eu, be.mul(g, be.sub(ec, eu)));  // eu + g * (ec - eu)

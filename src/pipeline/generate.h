@@ -14,8 +14,11 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "io/image.h"
 #include "models/autoencoder_kl.h"
 #include "models/clip_text.h"
+#include "models/controlnet.h"
+#include "models/lora.h"
 #include "models/unet2d.h"
 #include "pipeline/tokenizer.h"
 
@@ -28,6 +31,8 @@ struct ModelDirs {
   std::filesystem::path vae;        // vae/
   std::filesystem::path tokenizer;  // tokenizer/
   std::filesystem::path scheduler;  // scheduler/ (scheduler_config.json)
+  std::filesystem::path controlnet;  // optional: ControlNetModel folder (FoivosPar/Arc2Face controlnet/)
+  std::filesystem::path lcm_lora;    // optional: LoRA file (latent-consistency/lcm-lora-sdv1-5)
   // From --models DIR (arc2face/, encoder/) and --base DIR (vae/, tokenizer/, scheduler/).
   static ModelDirs from_roots(const std::filesystem::path& models, const std::filesystem::path& base);
   // Throws naming every missing file and the expected layout.
@@ -43,9 +48,15 @@ struct DiffusionModels {
   std::unique_ptr<UNet2DConditionModel> unet;
   std::unique_ptr<AutoencoderKL> vae;
   nlohmann::json scheduler_config;
+  // Optional (ModelDirs::controlnet / ::lcm_lora). The LoRA is attached to `unet` (declared after it, so it
+  // detaches first) and enabled only for generations that ask for it.
+  std::unique_ptr<ControlNetModel> controlnet;
+  std::unique_ptr<LoraAdapter> lcm_lora;
 
   static DiffusionModels load(const ModelDirs& dirs, Backend& backend, DType dtype);
 };
+// Loads the ControlNet and the LCM-LoRA named in `dirs` (if any) into `m` (called by DiffusionModels::load).
+void load_optional_models(DiffusionModels& m, const ModelDirs& dirs);
 
 struct GenerationStage {
   const char* stage;  // "encode", "denoise", "decode"
@@ -64,6 +75,13 @@ struct GenerationParams {
   bool per_image_seeds = false;  // image i from its own generator seed + i (noise and scheduler noise)
   int width = 512, height = 512;
   Tensor latents;                     // optional [N, C, h, w]
+  // LCM-LoRA: enables DiffusionModels::lcm_lora for this generation only (set scheduler "lcm" with it; steps
+  // and guidance are taken as given; the official demo uses 3 steps and guidance 1.0).
+  bool lcm_lora = false;
+  // ControlNet condition (needs DiffusionModels::controlnet): RGB, resized to width x height as diffusers'
+  // control image processor does, in [0, 1]; residuals scaled by control_scale.
+  Image8 control_image;
+  float control_scale = 1.0f;
   std::filesystem::path dump_dir;     // optional: every intermediate as float32 .npy
   StageCallback on_stage;
 };

@@ -2,6 +2,7 @@
 // References: tests/fixtures/ref/lora_fused_example_* (diffusers' fuse_lora() of the kohya-format fixture
 // LCM-LoRA, tests/fixtures/ref/refs.json); tests/models/data/lora_peft_* from scripts/make_lora_refs.py (a
 // LoRA named as diffusers' save_lora_weights names it, fused in PyTorch by PEFT's merge formula).
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -177,6 +178,43 @@ TEST(Lora, AdapterScale) {
   EXPECT_LE(worst, 1e-6);
 }
 
+// The unmerged side path inside a layer with a fused activation: act(x W^T + b + s (x A^T) B^T), checked
+// against the same sum written out in scalars; a conv side path uses the base conv's stride and padding.
+TEST(LoraBranch, LinearAndConvWithActivation) {
+  Backend& be = ref_backend();
+  nn::Ctx c{be};
+  nn::Linear lin;
+  lin.weight = Tensor::from_data({2, 3}, std::vector<float>{0.5f, -1, 2, 1, 0.25f, -0.5f});
+  lin.bias = Tensor::from_data({2}, std::vector<float>{0.1f, -0.2f});
+  auto br = std::make_shared<nn::LoraBranch>();
+  br->down = Tensor::from_data({1, 3}, std::vector<float>{1, 2, 3});
+  br->up = Tensor::from_data({2, 1}, std::vector<float>{0.5f, -1});
+  br->scale = 0.25f;
+  lin.lora = br;
+  const std::vector<float> x{0.3f, -0.7f, 1.1f};
+  Tensor y = lin(c, Tensor::from_data({1, 3}, x), Act::Silu);
+  const float ax = 1 * 0.3f + 2 * -0.7f + 3 * 1.1f;
+  for (int o = 0; o < 2; ++o) {
+    float v = lin.bias.item_f32(o) + br->scale * br->up.item_f32(o) * ax;
+    for (int i = 0; i < 3; ++i) v += lin.weight.item_f32(o * 3 + i) * x[i];
+    EXPECT_NEAR(y.item_f32(o), v / (1 + std::exp(-v)), 1e-6) << o;
+  }
+
+  nn::Conv2d conv;
+  conv.weight = Tensor::zeros({1, 1, 3, 3});
+  conv.params = Conv2dParams::same(2, 1);
+  auto cb = std::make_shared<nn::LoraBranch>();
+  cb->down = Tensor::full({1, 1, 3, 3}, 1.0f);  // sums a 3x3 window
+  cb->up = Tensor::full({1, 1, 1, 1}, 2.0f);
+  cb->scale = 0.5f;
+  conv.lora = cb;
+  Tensor img = Tensor::full({1, 1, 4, 4}, 1.0f);
+  Tensor out = conv(c, img, Act::Relu);
+  A2F_EXPECT_SHAPE(out, 1, 1, 2, 2);
+  // stride 2, pad 1: windows at (0,0) see 4 ones, (0,1) and (1,0) 6, (1,1) 9; times 2 * 0.5
+  EXPECT_EQ(out.to_vector(), (std::vector<float>{4, 6, 6, 9}));
+}
+
 // ---------------------------------------------------------------------------------------------------- errors
 
 Tensor f32(const Shape& s, float v = 0.01f) {
@@ -226,24 +264,32 @@ TEST(LoraErrors, BadFiles) {
   expect_error([&] { partial.merged_weight("conv_in"); }, {"does not adapt", "conv_in"});
 }
 
-// get_peft_kwargs: modules without their own alpha get the most common alpha of the file.
+// get_peft_kwargs: each module with an alpha gets its own (attention modules' alpha keys included, which
+// diffusers names <...>.to_q.lora_A.weight.alpha); modules without one get the most common alpha, ties going
+// to the first seen in key order.
 TEST(LoraErrors, KohyaAlphaRules) {
   const std::string a = "lora_unet_down_blocks_0_resnets_0_conv1",
                     b = "lora_unet_down_blocks_0_resnets_0_conv2",
-                    c = "lora_unet_down_blocks_0_resnets_1_conv1";
+                    c = "lora_unet_down_blocks_0_resnets_1_conv1",
+                    q = "lora_unet_up_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q";
   StateDict sd;
   for (const auto& k : {a, b, c}) {
     sd[k + ".lora_down.weight"] = f32({4, 16, 3, 3});
     sd[k + ".lora_up.weight"] = f32({16, 4, 1, 1});
   }
+  sd[q + ".lora_down.weight"] = f32({4, 16});
+  sd[q + ".lora_up.weight"] = f32({16, 4});
   sd[a + ".alpha"] = Tensor::full({}, 1.0f);
   sd[b + ".alpha"] = Tensor::full({}, 8.0f);
+  sd[q + ".alpha"] = Tensor::full({}, 4.0f);
   LoraWeights w = lora_from_state_dict(sd, "x");
   std::map<std::string, double> scale;
   for (const auto& m : w.unet) scale[m.module] = m.scale();
-  EXPECT_EQ(scale["down_blocks.0.resnets.0.conv1"], 0.25);  // own alpha 1 / rank 4
-  EXPECT_EQ(scale["down_blocks.0.resnets.0.conv2"], 2.0);   // own alpha 8 / rank 4
-  EXPECT_EQ(scale["down_blocks.0.resnets.1.conv1"], 0.25);  // no alpha: most common (tie: first seen) 1 / 4
+  EXPECT_EQ(scale.size(), 4u);
+  EXPECT_EQ(scale["down_blocks.0.resnets.0.conv1"], 0.25);                            // own alpha 1 / rank 4
+  EXPECT_EQ(scale["down_blocks.0.resnets.0.conv2"], 2.0);                             // own alpha 8 / rank 4
+  EXPECT_EQ(scale["up_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q"], 1.0);  // own alpha 4 / rank 4
+  EXPECT_EQ(scale["down_blocks.0.resnets.1.conv1"], 0.25);  // none: 1, 8, 4 each once -> the first seen, 1
 }
 
 }  // namespace
