@@ -10,7 +10,7 @@ PKGS=(
   libpng-dev libturbojpeg0-dev libjpeg62-turbo-dev libwebp-dev libzip-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev libomp-dev
-  python3 python3-numpy python3-torch python3-onnx libopenblas0-pthread
+  python3 python3-numpy python3-torch python3-onnx python3-pil libopenblas0-pthread
 )
 missing=()
 for p in "${PKGS[@]}"; do
