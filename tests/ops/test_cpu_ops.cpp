@@ -6,9 +6,10 @@
 // - kF32Sum 1e-10: f32 results that differ from the reference (double sums) only by f32 rounding and summation
 //   order; K-term f32 sums have relative error ~ sqrt(K) 2^-24, so NMSE ~ K 2^-48 = 1e-11 for K = 2880.
 // - kF32Approx 1e-11: our vectorised exp / erf are within ~2 ulp (exp) / 1.5e-7 absolute (erf).
-// - kBf16 1e-5: bf16 compute rounds the activation to bf16 (rms relative error 2^-9 / sqrt 3 = 1.1e-3,
-//   NMSE ~1.3e-6) and bf16 outputs round again; a wrong kernel (one missing channel of 320 already gives
-//   3e-3) is far above.
+// - kBf16 5e-5: bf16 compute rounds the activation to bf16 (rms relative error 2^-9 / sqrt 3 = 1.1e-3,
+//   NMSE ~1.3e-6) and bf16 outputs round again; fused SiLU / GELU / QuickGELU shrink negative outputs more
+//   than their errors, and some cases have only 30 outputs: measured up to 1e-5. A wrong kernel (one missing
+//   channel of 320 already gives 3e-3) is far above.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -29,7 +30,7 @@ using a2f::test::randn;
 
 constexpr double kF32Sum = 1e-10;
 constexpr double kF32Approx = 1e-11;
-constexpr double kBf16 = 1e-5;
+constexpr double kBf16 = 5e-5;
 
 const Act kActs[] = {Act::None, Act::Relu, Act::Silu, Act::GeluErf, Act::GeluTanh, Act::QuickGelu, Act::Sigmoid};
 

@@ -1,6 +1,7 @@
 // Memory-efficient fused attention (flash-style): per (batch, head, block of 64 queries) task, loop over blocks
 // of keys computing the score tile, an online softmax (running max and sum per row) and the P·V update, so only
-// a 64 x 64 score tile exists at a time. K is packed transposed and V padded per head once per call.
+// a 64 x 64 score tile exists at a time. K is packed transposed and V padded per head once per call. bf16 inputs
+// take a bf16 path (bf16 dot products, f32 softmax and accumulation).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -19,8 +20,89 @@ constexpr int64_t kKeyBlock = 64;
 int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 }  // namespace
 
+namespace {
+// The bf16 path: q, k, v bf16; K, V and the probabilities packed in bf16 pairs for the dot-product tiles; scores,
+// softmax statistics and the output accumulator stay f32.
+Tensor attention_bf16(const cpu::Kernels& kern, const Tensor& q0, const Tensor& k0, const Tensor& v0,
+                      const AttentionParams& p) {
+  const Tensor q = q0.contiguous(), k = k0.contiguous(), v = v0.contiguous();
+  const int64_t bsz = q.dim(0), lq = q.dim(1), lk = k.dim(1), nh = p.heads;
+  const int64_t d = q.dim(2) / nh, dv = v.dim(2) / nh, d2 = (d + 1) / 2;
+  const int64_t lk_pad = round16(lk), dv_pad = round16(dv);
+  const float scale = p.scale != 0.0f ? p.scale : 1.0f / std::sqrt(static_cast<float>(d));
+
+  // K as [B*H][d2][Lk_pad][2], V as [B*H][Lk_pad/2][Dv_pad][2]; zero padded.
+  std::vector<uint16_t> kt(static_cast<size_t>(bsz * nh * d2 * lk_pad * 2), 0);
+  std::vector<uint16_t> vp(static_cast<size_t>(bsz * nh * lk_pad * dv_pad), 0);
+  const uint16_t* pk = k.data<uint16_t>();
+  const uint16_t* pv = v.data<uint16_t>();
+  parallel_for(bsz * nh, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t bh = b0; bh < b1; ++bh) {
+      const int64_t b = bh / nh, h = bh % nh;
+      uint16_t* ktd = kt.data() + bh * d2 * lk_pad * 2;
+      uint16_t* vpd = vp.data() + bh * lk_pad * dv_pad;
+      for (int64_t j = 0; j < lk; ++j) {
+        const uint16_t* kr = pk + (b * lk + j) * nh * d + h * d;
+        for (int64_t t = 0; t < d; ++t) ktd[((t / 2) * lk_pad + j) * 2 + t % 2] = kr[t];
+        const uint16_t* vr = pv + (b * lk + j) * nh * dv + h * dv;
+        for (int64_t c = 0; c < dv; ++c) vpd[((j / 2) * dv_pad + c) * 2 + j % 2] = vr[c];
+      }
+    }
+  });
+
+  Tensor out = Tensor::empty({bsz, lq, nh * dv}, DType::BF16);
+  uint16_t* po = out.data<uint16_t>();
+  const uint16_t* pq = q.data<uint16_t>();
+  const int64_t qblocks = (lq + kQueryBlock - 1) / kQueryBlock;
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  parallel_for(bsz * nh * qblocks, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<uint32_t> q2(kQueryBlock * d2), p2(kQueryBlock * kKeyBlock / 2);
+    std::vector<float> s(kQueryBlock * kKeyBlock), o(kQueryBlock * dv_pad), m(kQueryBlock), l(kQueryBlock);
+    std::vector<float> corr(kQueryBlock);
+    for (int64_t task = t0; task < t1; ++task) {
+      const int64_t bh = task / qblocks, b = bh / nh, h = bh % nh;
+      const int64_t i0 = (task % qblocks) * kQueryBlock, rows = std::min(kQueryBlock, lq - i0);
+      for (int64_t r = 0; r < rows; ++r) {
+        const uint16_t* qr = pq + (b * lq + i0 + r) * nh * d + h * d;
+        for (int64_t t = 0; t < d2; ++t) {
+          const uint32_t lo = qr[2 * t], hi = 2 * t + 1 < d ? qr[2 * t + 1] : 0;
+          q2[r * d2 + t] = lo | (hi << 16);
+        }
+      }
+      std::fill(o.begin(), o.end(), 0.0f);
+      std::fill(m.begin(), m.end(), neg_inf);
+      std::fill(l.begin(), l.end(), 0.0f);
+      const int64_t kend = p.causal ? std::min(lk, i0 + rows) : lk;
+      const uint16_t* ktd = kt.data() + bh * d2 * lk_pad * 2;
+      const uint16_t* vpd = vp.data() + bh * lk_pad * dv_pad;
+      for (int64_t j0 = 0; j0 < kend; j0 += kKeyBlock) {
+        const int64_t kb = std::min(kKeyBlock, kend - j0), cols = round16(kb);
+        kern.qk_tile_bf16(q2.data(), d2, ktd + j0 * 2, lk_pad, s.data(), kKeyBlock, rows, cols, d2, scale);
+        for (int64_t r = 0; r < rows; ++r) {
+          float* sr = s.data() + r * kKeyBlock;
+          const int64_t valid = p.causal ? std::min(kb, i0 + r + 1 - j0) : kb;
+          for (int64_t c = std::max<int64_t>(valid, 0); c < cols; ++c) sr[c] = neg_inf;
+          corr[r] = kern.softmax_online(sr, cols, &m[r], &l[r]);
+          kern.to_bf16(sr, reinterpret_cast<uint16_t*>(p2.data() + r * kKeyBlock / 2), cols);
+        }
+        kern.pv_tile_bf16(p2.data(), kKeyBlock / 2, vpd + (j0 / 2) * dv_pad * 2, dv_pad, o.data(), dv_pad,
+                          corr.data(), rows, cols / 2, dv_pad);
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        uint16_t* dst = po + (b * lq + i0 + r) * nh * dv + h * dv;
+        const float inv = 1.0f / l[r];
+        for (int64_t t = 0; t < dv; ++t) dst[t] = f32_to_bf16(o[r * dv_pad + t] * inv);
+      }
+    }
+  });
+  return out;
+}
+}  // namespace
+
 Tensor CpuBackend::attention(const Tensor& q0, const Tensor& k0, const Tensor& v0, const AttentionParams& p) {
   ref::attention_check(q0, k0, v0, p);
+  if (q0.dtype() == DType::BF16 && k0.dtype() == DType::BF16 && v0.dtype() == DType::BF16)
+    return attention_bf16(*k_, q0, k0, v0, p);
   const Tensor q = cpu::to_f32_contiguous(q0), k = cpu::to_f32_contiguous(k0), v = cpu::to_f32_contiguous(v0);
   const int64_t bsz = q.dim(0), lq = q.dim(1), lk = k.dim(1), nh = p.heads;
   const int64_t d = q.dim(2) / nh, dv = v.dim(2) / nh;

@@ -43,6 +43,18 @@ struct Kernels {
   // o[r][c] = o[r][c] * corr[r] + sum_j p[r][j] * v[j][c] for r < rows, c < dv (dv a multiple of 16).
   void (*pv_tile)(const float* p, int64_t ldp, const float* v, int64_t ldv, float* o, int64_t ldo, const float* corr,
                   int64_t rows, int64_t keys, int64_t dv);
+
+  // bf16 attention tiles (products exact in f32, f32 accumulation; AVX512_BF16 dot products where the CPU has
+  // them). Operands are packed in pairs along the reduction dimension: q2 [rows][d2] pairs (as uint32),
+  // kt2 [d2][ldk][2], p2 [rows][keys2] pairs, v2 [keys2][ldv][2].
+  // s[r][c] = scale * sum_t q[r][t] k[c][t], cols a multiple of 16.
+  void (*qk_tile_bf16)(const uint32_t* q2, int64_t ldq, const uint16_t* kt2, int64_t ldk, float* s, int64_t lds,
+                       int64_t rows, int64_t cols, int64_t d2, float scale);
+  // o[r][c] = o[r][c] * corr[r] + sum_j p[r][j] v[j][c], dv a multiple of 16.
+  void (*pv_tile_bf16)(const uint32_t* p2, int64_t ldp, const uint16_t* v2, int64_t ldv, float* o, int64_t ldo,
+                       const float* corr, int64_t rows, int64_t keys2, int64_t dv);
+  // y = bf16(x), round to nearest even, n elements.
+  void (*to_bf16)(const float* x, uint16_t* y, int64_t n);
 };
 
 const Kernels* kernels_generic();

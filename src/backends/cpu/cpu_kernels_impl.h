@@ -240,6 +240,54 @@ void pv_tile(const float* p, int64_t ldp, const float* v, int64_t ldv, float* o,
   }
 }
 
+inline float bf16_(uint16_t h) { return __builtin_bit_cast(float, static_cast<uint32_t>(h) << 16); }
+inline uint16_t to_bf16_(float f) {  // round to nearest even; NaN stays NaN
+  uint32_t u = __builtin_bit_cast(uint32_t, f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+void to_bf16(const float* x, uint16_t* y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = to_bf16_(x[i]);
+}
+
+void qk_tile_bf16(const uint32_t* q2, int64_t ldq, const uint16_t* kt2, int64_t ldk, float* s, int64_t lds,
+                  int64_t rows, int64_t cols, int64_t d2, float scale) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* sr = s + r * lds;
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) sr[c] = 0.0f;
+    for (int64_t t = 0; t < d2; ++t) {
+      const uint32_t qp = q2[r * ldq + t];
+      const float q0 = bf16_(static_cast<uint16_t>(qp & 0xffffu)), q1 = bf16_(static_cast<uint16_t>(qp >> 16));
+      const uint16_t* kr = kt2 + t * ldk * 2;
+#pragma omp simd
+      for (int64_t c = 0; c < cols; ++c) sr[c] += q0 * bf16_(kr[2 * c]) + q1 * bf16_(kr[2 * c + 1]);
+    }
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) sr[c] *= scale;
+  }
+}
+
+void pv_tile_bf16(const uint32_t* p2, int64_t ldp, const uint16_t* v2, int64_t ldv, float* o, int64_t ldo,
+                  const float* corr, int64_t rows, int64_t keys2, int64_t dv) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* orow = o + r * ldo;
+    const float cr = corr[r];
+#pragma omp simd
+    for (int64_t c = 0; c < dv; ++c) orow[c] *= cr;
+    for (int64_t j = 0; j < keys2; ++j) {
+      const uint32_t pp = p2[r * ldp + j];
+      const float p0 = bf16_(static_cast<uint16_t>(pp & 0xffffu)), p1 = bf16_(static_cast<uint16_t>(pp >> 16));
+      const uint16_t* vr = v2 + j * ldv * 2;
+#pragma omp simd
+      for (int64_t c = 0; c < dv; ++c) orow[c] += p0 * bf16_(vr[2 * c]) + p1 * bf16_(vr[2 * c + 1]);
+    }
+  }
+}
+
 }  // namespace
 
 // The portable table for this ISA.
@@ -259,6 +307,9 @@ inline Kernels portable_kernels(Isa isa, const char* name) {
   k.qk_tile = qk_tile;
   k.softmax_online = softmax_online;
   k.pv_tile = pv_tile;
+  k.qk_tile_bf16 = qk_tile_bf16;
+  k.pv_tile_bf16 = pv_tile_bf16;
+  k.to_bf16 = to_bf16;
   return k;
 }
 

@@ -1,0 +1,138 @@
+#!/usr/bin/python3
+"""Times our CPU ops (the a2f_bench_ops binary, JSON output) and the same ops in PyTorch in one run.
+
+usage: /usr/bin/python3 bench/compare_torch.py build/bin/a2f_bench_ops [--filter REGEX] [--min-time S]
+
+PyTorch gets its best CPU setup: all cores (torch.set_num_threads(os.cpu_count())), oneDNN convolutions
+(torch.backends.mkldnn), the system BLAS (OpenBLAS, libopenblas0-pthread) for f32 matmuls, no_grad, warm-up.
+Attention is the unfused path diffusers' AttnProcessor takes on torch 1.13 (head_to_batch_dim, baddbmm with
+the scale, softmax, bmm, batch_to_head_dim); CLIP adds its causal mask through baddbmm's input.
+Prints a table: op, shape, dtype, ours ms, torch ms, ours/torch.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def run_ours(binary, flt, min_time):
+    cmd = [binary, "--benchmark_format=json", f"--benchmark_filter={flt}"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    data = json.loads(out)
+    res = {}
+    for b in data["benchmarks"]:
+        name = b["name"].split("/min_time")[0]
+        scale = {"ms": 1.0, "us": 1e-3, "ns": 1e-6, "s": 1e3}[b["time_unit"]]
+        res[name] = b["real_time"] * scale
+    return res, data.get("context", {})
+
+
+def time_torch(fn, min_time):
+    fn()
+    fn()  # warm-up (oneDNN primitive creation, allocator)
+    n, start = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        el = time.perf_counter() - start
+        if el >= min_time and n >= 2:
+            return el / n * 1e3
+
+
+def torch_op(name):
+    op, shape, ds = name.split("/")
+    dt = {"f32": torch.float32, "bf16": torch.bfloat16}[ds]
+    nums = [int(v) for v in re.findall(r"\d+", shape)]
+    g = torch.Generator().manual_seed(0)
+
+    def rnd(*s, scale=1.0):
+        return (torch.randn(*s, generator=g) * scale).to(dt)
+
+    if op == "conv3x3":
+        b, c, h, w = nums
+        conv = torch.nn.Conv2d(c, c, 3, padding=1).to(dt).eval()
+        x = rnd(b, c, h, w)
+        return lambda: conv(x)
+    if op == "linear":
+        m, k, n = nums
+        x, wt, bias = rnd(m, k), rnd(n, k, scale=0.05), rnd(n, scale=0.1)
+        return lambda: F.linear(x, wt, bias)
+    if op == "matmul":
+        bt, m, k, n = nums
+        a, bm = rnd(bt, m, k), rnd(bt, k, n, scale=0.05)
+        return lambda: torch.bmm(a, bm)
+    if op == "attention":
+        kind = shape.split("_")[0]
+        if kind == "self":
+            b, l, heads, d = nums[0], nums[1], nums[2], nums[3]
+            lk = l
+        elif kind == "cross":
+            b, l, lk, heads, d = nums
+        elif kind == "vae":
+            b, l, heads, d = nums
+            lk = l
+        else:  # clip causal
+            b, l, heads, d = nums
+            lk = l
+        q, k, v = rnd(b, l, heads * d), rnd(b, lk, heads * d), rnd(b, lk, heads * d)
+        scale = d ** -0.5
+        mask = None
+        if kind == "clip":
+            mask = torch.full((l, l), float("-inf"), dtype=dt).triu(1)[None]
+
+        def h2b(t):
+            bb, ll, _ = t.shape
+            return t.reshape(bb, ll, heads, d).permute(0, 2, 1, 3).reshape(bb * heads, ll, d)
+
+        def attn():
+            qh, kh, vh = h2b(q), h2b(k), h2b(v)
+            if mask is None:
+                base = torch.empty(qh.shape[0], qh.shape[1], kh.shape[1], dtype=qh.dtype)
+                s = torch.baddbmm(base, qh, kh.transpose(-1, -2), beta=0, alpha=scale)
+            else:
+                s = torch.baddbmm(mask, qh, kh.transpose(-1, -2), beta=1, alpha=scale)
+            p = s.softmax(dim=-1)
+            o = torch.bmm(p, vh)
+            return o.reshape(b, heads, l, d).permute(0, 2, 1, 3).reshape(b, l, heads * d)
+
+        return attn
+    if op == "group_norm_silu":
+        b, c, h, w = nums
+        x, gm, bt = rnd(b, c, h, w), rnd(c), rnd(c)
+        return lambda: F.silu(F.group_norm(x, 32, gm, bt, 1e-5))
+    raise ValueError(f"no torch version of {name}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("binary")
+    ap.add_argument("--filter", default=".")
+    ap.add_argument("--min-time", type=float, default=1.0)
+    args = ap.parse_args()
+
+    torch.set_num_threads(os.cpu_count())
+    torch.backends.mkldnn.enabled = True
+    ours, ctx = run_ours(args.binary, args.filter, args.min_time)
+    rows = []
+    with torch.no_grad():
+        for name, ms in ours.items():
+            t = time_torch(torch_op(name), args.min_time)
+            rows.append((name, ms, t))
+    print(f"# ours: {ctx.get('a2f_backend', '?')}, {ctx.get('a2f_threads', '?')} threads; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"mkldnn {torch.backends.mkldnn.is_available()}")
+    print(f"{'op':<16} {'shape':<28} {'dtype':<5} {'ours ms':>9} {'torch ms':>9} {'ours/torch':>10}")
+    for name, ms, t in rows:
+        op, shape, ds = name.split("/")
+        print(f"{op:<16} {shape:<28} {ds:<5} {ms:9.2f} {t:9.2f} {ms / t:10.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
