@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Times our CPU ops (the a2f_bench_ops binary, JSON output) and the same ops in PyTorch in one run.
 
-usage: /usr/bin/python3 bench/compare_torch.py build/bin/a2f_bench_ops [--filter REGEX] [--min-time S]
+usage: /usr/bin/python3 bench/compare_torch.py build/bin/a2f_bench_ops [--filter REGEX] [--repeats N]
+
+Each op is timed alternately (ours, torch) N times and the best of each is kept.
 
 PyTorch gets its best CPU setup: all cores (torch.set_num_threads(os.cpu_count())), oneDNN convolutions
 (torch.backends.mkldnn), the system BLAS (OpenBLAS, libopenblas0-pthread) for f32 matmuls, no_grad, warm-up.
@@ -21,16 +23,20 @@ import torch
 import torch.nn.functional as F
 
 
-def run_ours(binary, flt, min_time):
-    cmd = [binary, "--benchmark_format=json", f"--benchmark_filter={flt}"]
+def list_ours(binary, flt):
+    cmd = [binary, "--benchmark_list_tests=true", f"--benchmark_filter={flt}"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def run_ours(binary, full_name):
+    """One benchmark of ours (exact name); returns (ms per iteration, context)."""
+    cmd = [binary, "--benchmark_format=json", f"--benchmark_filter=^{re.escape(full_name)}$"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     data = json.loads(out)
-    res = {}
-    for b in data["benchmarks"]:
-        name = b["name"].split("/min_time")[0]
-        scale = {"ms": 1.0, "us": 1e-3, "ns": 1e-6, "s": 1e3}[b["time_unit"]]
-        res[name] = b["real_time"] * scale
-    return res, data.get("context", {})
+    b = data["benchmarks"][0]
+    scale = {"ms": 1.0, "us": 1e-3, "ns": 1e-6, "s": 1e3}[b["time_unit"]]
+    return b["real_time"] * scale, data.get("context", {})
 
 
 def time_torch(fn, min_time):
@@ -113,20 +119,28 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
     ap.add_argument("--filter", default=".")
-    ap.add_argument("--min-time", type=float, default=1.0)
+    ap.add_argument("--min-time", type=float, default=0.5, help="seconds per torch measurement")
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 
     torch.set_num_threads(os.cpu_count())
     torch.backends.mkldnn.enabled = True
-    ours, ctx = run_ours(args.binary, args.filter, args.min_time)
-    rows = []
+    names = list_ours(args.binary, args.filter)
+    rows, ctx = [], {}
     with torch.no_grad():
-        for name, ms in ours.items():
-            t = time_torch(torch_op(name), args.min_time)
-            rows.append((name, ms, t))
+        for full in names:
+            name = full.split("/min_time")[0]
+            fn = torch_op(name)
+            ours_ms, torch_ms = [], []
+            for _ in range(args.repeats):  # interleaved, best of N: robust to other load on the machine
+                ms, ctx = run_ours(args.binary, full)
+                ours_ms.append(ms)
+                torch_ms.append(time_torch(fn, args.min_time))
+            rows.append((name, min(ours_ms), min(torch_ms)))
+            print(f"  {name}: ours {min(ours_ms):.2f} ms, torch {min(torch_ms):.2f} ms", file=sys.stderr)
     print(f"# ours: {ctx.get('a2f_backend', '?')}, {ctx.get('a2f_threads', '?')} threads; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"mkldnn {torch.backends.mkldnn.is_available()}")
+          f"mkldnn {torch.backends.mkldnn.is_available()}; best of {args.repeats} interleaved runs")
     print(f"{'op':<16} {'shape':<28} {'dtype':<5} {'ours ms':>9} {'torch ms':>9} {'ours/torch':>10}")
     for name, ms, t in rows:
         op, shape, ds = name.split("/")

@@ -89,9 +89,10 @@ Tensor attention_bf16(const cpu::Kernels& kern, const Tensor& q0, const Tensor& 
                           corr.data(), rows, cols / 2, dv_pad);
       }
       for (int64_t r = 0; r < rows; ++r) {
-        uint16_t* dst = po + (b * lq + i0 + r) * nh * dv + h * dv;
+        float* orow = o.data() + r * dv_pad;
         const float inv = 1.0f / l[r];
-        for (int64_t t = 0; t < dv; ++t) dst[t] = f32_to_bf16(o[r * dv_pad + t] * inv);
+        for (int64_t t = 0; t < dv; ++t) orow[t] *= inv;
+        kern.to_bf16(orow, po + (b * lq + i0 + r) * nh * dv + h * dv, dv);
       }
     }
   });

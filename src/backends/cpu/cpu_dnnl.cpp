@@ -1,5 +1,7 @@
 #include "backends/cpu/cpu_dnnl.h"
 
+#include "backends/cpu/cpu_util.h"
+
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <bit>
@@ -27,7 +29,12 @@ ddt to_dnnl(DType t) {
 }
 
 // f16 is widened to f32 (oneDNN on CPU has no f16 compute); others unchanged.
-Tensor widen_f16(const Tensor& t) { return t.dtype() == DType::F16 ? t.to(DType::F32) : t; }
+Tensor widen_f16(const Tensor& t) { return t.dtype() == DType::F16 ? to_contiguous(t, DType::F32) : t; }
+DType out_dtype_of(const Tensor& act) { return act.dtype() == DType::BF16 ? DType::BF16 : DType::F32; }
+// A result computed in f32 / bf16 back in the activation's dtype (f16 activations were widened).
+Tensor restore_f16(const Tensor& out, const Tensor& act) {
+  return act.dtype() == DType::F16 ? to_contiguous(out, DType::F16) : out;
+}
 
 dims to_dims(const Shape& s) { return dims(s.begin(), s.end()); }
 
@@ -143,7 +150,7 @@ Tensor DnnlContext::conv2d(const Tensor& x0, const Tensor& w, const Tensor& bias
                            const Shape& out_shape) {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lock(m.mu);
-  const Tensor x = widen_f16(x0).contiguous();
+  const Tensor x = to_contiguous(x0, x0.dtype() == DType::F16 ? DType::F32 : x0.dtype());
   const bool bf16 = x.dtype() == DType::BF16 || w.dtype() == DType::BF16;
   const ddt cdt = bf16 ? ddt::bf16 : ddt::f32;
   const DType out_dt = x.dtype();  // f32 or bf16 here
@@ -195,13 +202,13 @@ Tensor DnnlContext::conv2d(const Tensor& x0, const Tensor& w, const Tensor& bias
                                              {DNNL_ARG_DST, e.reorder_dst ? e.dst_buf : user_dst}};
   Tensor bias;
   if (bias0.defined()) {
-    bias = bias0.to(DType::F32).contiguous();
+    bias = to_contiguous(bias0, DType::F32);
     args.emplace(DNNL_ARG_BIAS, wrap(dnnl::memory::desc({o}, ddt::f32, dtag::a), m.eng, bias));
   }
   e.prim.execute(m.strm, args);
   if (e.reorder_dst) e.dst_r.execute(m.strm, e.dst_buf, user_dst);
   m.strm.wait();
-  return x0.dtype() == DType::F16 ? out.to(DType::F16) : out;
+  return restore_f16(out, x0);
 }
 
 Tensor DnnlContext::linear(const Tensor& x0, const Tensor& w, const Tensor& bias0, Act act) {
@@ -209,13 +216,13 @@ Tensor DnnlContext::linear(const Tensor& x0, const Tensor& w, const Tensor& bias
   std::lock_guard<std::mutex> lock(m.mu);
   const bool bf16 = x0.dtype() == DType::BF16 || w.dtype() == DType::BF16;
   const DType cdt = bf16 ? DType::BF16 : DType::F32;
-  const Tensor x = x0.to(cdt).contiguous();
-  const DType out_dt = x0.dtype() == DType::BF16 ? DType::BF16 : DType::F32;
+  const Tensor x = to_contiguous(x0, cdt);
+  const DType out_dt = out_dtype_of(x0);
   const int64_t k = w.dim(1), n = w.dim(0), mrows = k ? x.numel() / k : 0;
   Shape out_shape = x0.shape();
   out_shape.back() = n;
   Tensor out = Tensor::empty(out_shape, out_dt);
-  if (mrows == 0) return x0.dtype() == DType::F16 ? out.to(DType::F16) : out;
+  if (mrows == 0) return restore_f16(out, x0);
   const std::string key = cat("linear ", mrows, "x", k, "x", n, dtype_name(cdt), dtype_name(out_dt),
                               bias0.defined() ? " b" : "", " a", static_cast<int>(act));
   auto it = m.linears.find(key);
@@ -238,12 +245,12 @@ Tensor DnnlContext::linear(const Tensor& x0, const Tensor& w, const Tensor& bias
                                              {DNNL_ARG_DST, wrap(e.pd.dst_desc(), m.eng, out)}};
   Tensor bias;
   if (bias0.defined()) {
-    bias = bias0.to(DType::F32).contiguous();
+    bias = to_contiguous(bias0, DType::F32);
     args.emplace(DNNL_ARG_BIAS, wrap(dnnl::memory::desc({1, n}, ddt::f32, dtag::ab), m.eng, bias));
   }
   e.prim.execute(m.strm, args);
   m.strm.wait();
-  return x0.dtype() == DType::F16 ? out.to(DType::F16) : out;
+  return restore_f16(out, x0);
 }
 
 Tensor DnnlContext::matmul(const Tensor& a0, const Tensor& b0, bool trans_b, float alpha, const Shape& out_shape) {
@@ -251,10 +258,10 @@ Tensor DnnlContext::matmul(const Tensor& a0, const Tensor& b0, bool trans_b, flo
   std::lock_guard<std::mutex> lock(m.mu);
   const bool bf16 = a0.dtype() == DType::BF16 || b0.dtype() == DType::BF16;
   const DType cdt = bf16 ? DType::BF16 : DType::F32;
-  const Tensor a = a0.to(cdt).contiguous(), b = b0.to(cdt).contiguous();
-  const DType out_dt = a0.dtype() == DType::BF16 ? DType::BF16 : DType::F32;
+  const Tensor a = to_contiguous(a0, cdt), b = to_contiguous(b0, cdt);
+  const DType out_dt = out_dtype_of(a0);
   Tensor out = Tensor::empty(out_shape, out_dt);
-  if (out.numel() == 0) return a0.dtype() == DType::F16 ? out.to(DType::F16) : out;
+  if (out.numel() == 0) return restore_f16(out, a0);
   const size_t nd = out_shape.size();
   // Pads a shape with leading ones to nd dimensions; contiguous strides of the padded shape.
   auto padded = [&](const Shape& s) {
@@ -282,7 +289,7 @@ Tensor DnnlContext::matmul(const Tensor& a0, const Tensor& b0, bool trans_b, flo
                               {DNNL_ARG_WEIGHTS, wrap(b_md, m.eng, b)},
                               {DNNL_ARG_DST, wrap(c_md, m.eng, out)}});
   m.strm.wait();
-  return a0.dtype() == DType::F16 ? out.to(DType::F16) : out;
+  return restore_f16(out, a0);
 }
 
 }  // namespace a2f::cpu

@@ -71,12 +71,14 @@ void copy_strided(const Tensor& src, Tensor& dst) {
   });
 }
 
-Tensor to_f32_contiguous(const Tensor& t) {
-  if (t.dtype() == DType::F32 && t.is_contiguous()) return t;
-  Tensor out = Tensor::empty(t.shape(), DType::F32);
+Tensor to_contiguous(const Tensor& t, DType dt) {
+  if (t.dtype() == dt && t.is_contiguous()) return t;
+  Tensor out = Tensor::empty(t.shape(), dt);
   copy_strided(t, out);
   return out;
 }
+
+Tensor to_f32_contiguous(const Tensor& t) { return to_contiguous(t, DType::F32); }
 
 Tensor from_f32_result(const Tensor& t, DType dtype) {
   if (dtype == DType::F32) return t;
