@@ -3,6 +3,8 @@
 // runs this binary with --benchmark_format=json and times the same ops in PyTorch in the same run.
 //
 // Names: <op>/<shape>/<dtype>; dtype f32 = f32 activations and weights, bf16 = bf16 activations and weights.
+// matmul/BxMxKxN: [B, M, K] x [K, N] (weight broadcast over the batch); bmm/BxMxKxN: [B, M, K] x [B, K, N].
+// Convolutions report the oneDNN implementation as their label (Winograd per A2F_CPU_WINOGRAD).
 #include <benchmark/benchmark.h>
 
 #include <functional>
@@ -40,6 +42,7 @@ void conv3x3(benchmark::State& st, int64_t hw, int64_t c, DType dt) {
   const Tensor x = rnd({2, c, hw, hw}, 1, 1.0f, dt), w = rnd({c, c, 3, 3}, 2, 0.02f, dt), b = rnd({c}, 3, 0.1f, dt);
   const auto p = a2f::Conv2dParams::same(1, 1);
   backend().conv2d(x, w, b, p);  // primitive + weight reorder, cached
+  if (auto* cpu = dynamic_cast<a2f::CpuBackend*>(&backend())) st.SetLabel(cpu->conv_impl(x, w, true, p));
   for (auto _ : st) benchmark::DoNotOptimize(backend().conv2d(x, w, b, p));
   set_flops(st, 2.0 * 2 * c * hw * hw * c * 9);
 }
@@ -51,8 +54,10 @@ void linear(benchmark::State& st, int64_t m, int64_t k, int64_t n, DType dt) {
   set_flops(st, 2.0 * m * k * n);
 }
 
-void matmul(benchmark::State& st, int64_t batch, int64_t m, int64_t k, int64_t n, DType dt) {
-  const Tensor a = rnd({batch, m, k}, 1, 1.0f, dt), b = rnd({batch, k, n}, 2, 0.05f, dt);
+// a [batch, m, k] times b [k, n] (broadcast over the batch) or [batch, k, n].
+void matmul(benchmark::State& st, int64_t batch, int64_t m, int64_t k, int64_t n, bool b_batched, DType dt) {
+  const Tensor a = rnd({batch, m, k}, 1, 1.0f, dt);
+  const Tensor b = b_batched ? rnd({batch, k, n}, 2, 0.05f, dt) : rnd({k, n}, 2, 0.05f, dt);
   backend().matmul(a, b);
   for (auto _ : st) benchmark::DoNotOptimize(backend().matmul(a, b));
   set_flops(st, 2.0 * batch * m * k * n);
@@ -93,7 +98,8 @@ int main(int argc, char** argv) {
     for (auto [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{8192, 320, 1280}, {8192, 320, 2560},
                            {8192, 1280, 320}, {8192, 320, 320}, {154, 768, 320}})
       reg(a2f::cat("linear/", m, "x", k, "x", n, "/", ds), [=](auto& st) { linear(st, m, k, n, dt); });
-    reg(a2f::cat("matmul/16x4096x40x77/", ds), [=](auto& st) { matmul(st, 16, 4096, 40, 77, dt); });
+    reg(a2f::cat("matmul/2x4096x320x1280/", ds), [=](auto& st) { matmul(st, 2, 4096, 320, 1280, false, dt); });
+    reg(a2f::cat("bmm/16x4096x40x77/", ds), [=](auto& st) { matmul(st, 16, 4096, 40, 77, true, dt); });
     reg(a2f::cat("attention/self_2x4096x8x40/", ds), [=](auto& st) { attention(st, 2, 4096, 4096, 8, 40, false, dt); });
     reg(a2f::cat("attention/cross_2x4096x77x8x40/", ds),
         [=](auto& st) { attention(st, 2, 4096, 77, 8, 40, false, dt); });

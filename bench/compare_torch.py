@@ -71,6 +71,10 @@ def torch_op(name):
         return lambda: F.linear(x, wt, bias)
     if op == "matmul":
         bt, m, k, n = nums
+        a, bm = rnd(bt, m, k), rnd(k, n, scale=0.05)
+        return lambda: torch.matmul(a, bm)
+    if op == "bmm":
+        bt, m, k, n = nums
         a, bm = rnd(bt, m, k), rnd(bt, k, n, scale=0.05)
         return lambda: torch.bmm(a, bm)
     if op == "attention":

@@ -22,6 +22,12 @@ std::string CpuBackend::name() const { return cat("cpu (", k_->name, ", oneDNN "
 
 void CpuBackend::release_caches() { dnnl_->clear(); }
 
+void CpuBackend::set_winograd_max_weight_bytes(size_t bytes) { dnnl_->set_winograd_max_weight_bytes(bytes); }
+
+std::string CpuBackend::conv_impl(const Tensor& x, const Tensor& w, bool has_bias, const Conv2dParams& p) const {
+  return dnnl_->conv_impl(x, w, has_bias, p);
+}
+
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
 std::unique_ptr<Backend> make_cpu_backend(cpu::Isa isa) {
   return std::make_unique<CpuBackend>(cpu::kernels_for(isa));
@@ -37,11 +43,13 @@ Tensor CpuBackend::conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, 
 
 Tensor CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor& bias, Act act) {
   ref::linear_check(x, w, bias);
+  if (x.numel() == 0 || w.numel() == 0) return RefBackend::linear(x, w, bias, act);  // empty sums: bias only
   return dnnl_->linear(x, w, bias, act);
 }
 
 Tensor CpuBackend::matmul(const Tensor& a, const Tensor& b, bool trans_b, float alpha) {
   const Shape os = ref::matmul_check(a, b, trans_b);
+  if (a.numel() == 0 || b.numel() == 0) return RefBackend::matmul(a, b, trans_b, alpha);
   return dnnl_->matmul(a, b, trans_b, alpha, os);
 }
 
@@ -162,7 +170,7 @@ Tensor CpuBackend::group_norm(const Tensor& x0, int groups, const Tensor& gamma0
                               Act act) {
   ref::group_norm_check(x0, groups, gamma0, beta0);
   const Tensor x = to_f32_contiguous(x0);
-  const int64_t n = x.dim(0), c = x.dim(1), inner = c ? x.numel() / (n * c) : 0, cg = c / groups;
+  const int64_t n = x.dim(0), c = x.dim(1), inner = n * c != 0 ? x.numel() / (n * c) : 0, cg = c / groups;
   const Tensor gamma = gamma0.defined() ? to_f32_contiguous(gamma0) : Tensor::full({c}, 1.0f);
   const Tensor beta = beta0.defined() ? to_f32_contiguous(beta0) : Tensor::zeros({c});
   Tensor out = Tensor::empty(x.shape(), DType::F32);

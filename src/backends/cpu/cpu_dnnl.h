@@ -6,7 +6,9 @@
 // Compute dtype: bf16 (f32 accumulation) when the activation or the weight is bf16, f32 otherwise; f16 inputs
 // are widened to f32 first. The output has the activation's dtype.
 #pragma once
+#include <cstddef>
 #include <memory>
+#include <string>
 
 #include "core/backend.h"
 
@@ -27,12 +29,17 @@ class DnnlContext {
   Tensor matmul(const Tensor& a, const Tensor& b, bool trans_b, float alpha, const Shape& out_shape);
 
   void clear();
+  // Winograd for f32 3x3 stride-1 convolutions whose weights take at most this many bytes (0: never).
+  void set_winograd_max_weight_bytes(size_t bytes);
+  // The oneDNN implementation a cached convolution primitive uses (for tests and benchmarks; "" if none).
+  std::string conv_impl(const Tensor& x, const Tensor& w, bool has_bias, const Conv2dParams& p);
   // "avx512_core_bf16" etc.: the ISA oneDNN runs on this CPU.
   static const char* isa();
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  size_t winograd_max_weight_bytes_;
 };
 
 }  // namespace a2f::cpu

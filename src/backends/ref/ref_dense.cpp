@@ -47,7 +47,7 @@ Tensor RefBackend::conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, 
 
 Tensor RefBackend::linear(const Tensor& x, const Tensor& w, const Tensor& bias, Act act) {
   ref::linear_check(x, w, bias);
-  const int64_t k = w.dim(1), nout = w.dim(0), m = x.numel() / std::max<int64_t>(k, 1);
+  const int64_t k = w.dim(1), nout = w.dim(0), m = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
   const auto xv = to_f32(x), wv = to_f32(w);
   const auto bv = bias.defined() ? to_f32(bias) : std::vector<float>(nout, 0.0f);
   std::vector<float> out(m * nout);
