@@ -1,6 +1,6 @@
-// Memory-efficient fused attention (flash-style): per (batch, head, block of 64 queries) task, loop over blocks
+// Memory-efficient fused attention (flash-style): per (batch, head, block of 48 queries) task, loop over blocks
 // of keys computing the score tile, an online softmax (running max and sum per row) and the P·V update, so only
-// a 64 x 64 score tile exists at a time. K is packed transposed and V padded per head once per call. bf16 inputs
+// a 48 x 128 score tile exists at a time. K is packed transposed and V padded per head once per call. bf16 inputs
 // take a bf16 path (bf16 dot products, f32 softmax and accumulation).
 #include <algorithm>
 #include <cmath>
@@ -15,8 +15,8 @@
 namespace a2f {
 
 namespace {
-constexpr int64_t kQueryBlock = 64;
-constexpr int64_t kKeyBlock = 64;
+constexpr int64_t kQueryBlock = 48;
+constexpr int64_t kKeyBlock = 128;
 int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 }  // namespace
 
