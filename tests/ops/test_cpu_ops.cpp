@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "backends/cpu/cpu_alloc.h"
 #include "backends/cpu/cpu_backend.h"
 #include "backends/ref/ref_backend.h"
 #include "ops/op_util.h"
@@ -226,6 +227,53 @@ TEST_F(CpuOps, LayoutOpsMatchRef) {
       EXPECT_EQ(c.to_vector(), ref->cast(x, to).to_vector());
     }
   }
+}
+
+TEST_F(CpuOps, LargeOutputBlocksAreRecycled) {
+  a2f::cpu::release_idle_blocks();
+  const Tensor x = randn({1024, 1024}, 900);  // 4 MiB
+  const void* first;
+  {
+    const Tensor y = cpu->scale(x, 2.0f);
+    first = y.raw_data();
+    EXPECT_EQ(a2f::cpu::idle_block_bytes(), 0u);
+  }
+  EXPECT_EQ(a2f::cpu::idle_block_bytes(), size_t(4) << 20);
+  const Tensor z = cpu->scale(x, 3.0f);  // same size class: the same block, warm
+  EXPECT_EQ(z.raw_data(), first);
+  EXPECT_EQ(a2f::cpu::idle_block_bytes(), 0u);
+  EXPECT_EQ(z.to_vector(), ref->scale(x, 3.0f).to_vector());
+  // A tensor may outlive the backend that made it.
+  Tensor kept;
+  {
+    auto b = a2f::make_cpu_backend();
+    kept = b->scale(x, 4.0f);
+  }
+  EXPECT_EQ(kept.to_vector()[5], 4.0f * x.to_vector()[5]);
+  cpu->release_caches();
+  EXPECT_EQ(a2f::cpu::idle_block_bytes(), 0u);
+}
+
+TEST_F(CpuOps, InheritedOpsMatchRef) {
+  // Ops the CPU backend takes from the reference backend (small in every model): same results.
+  const Tensor x = randn({2, 7, 5, 7}, 800);
+  EXPECT_EQ(cpu->prelu(x, randn({7}, 801)).to_vector(), ref->prelu(x, randn({7}, 801)).to_vector());
+  const Tensor var = cpu->unary(Act::Relu, randn({7}, 802)), mean = randn({7}, 803);
+  EXPECT_EQ(cpu->batch_norm(x, mean, var, randn({7}, 804), Tensor(), 1e-3f).to_vector(),
+            ref->batch_norm(x, mean, var, randn({7}, 804), Tensor(), 1e-3f).to_vector());
+  a2f::Pool2dParams pp;
+  pp.kernel_h = pp.kernel_w = 3;
+  pp.pad_top = pp.pad_left = pp.pad_bottom = pp.pad_right = 1;
+  pp.ceil_mode = true;
+  EXPECT_EQ(cpu->pool2d(x, pp).to_vector(), ref->pool2d(x, pp).to_vector());
+  const Tensor t = Tensor::from_data({3}, std::vector<float>{999, 500.5f, 0});
+  EXPECT_EQ(cpu->timestep_embedding(t, 320, true, 0.0f).to_vector(),
+            ref->timestep_embedding(t, 320, true, 0.0f).to_vector());
+  Tensor ids = Tensor::empty({2}, DType::I64);
+  ids.data<int64_t>()[0] = 3;
+  ids.data<int64_t>()[1] = 0;
+  const Tensor table = randn({5, 23}, 805);
+  EXPECT_EQ(cpu->embedding(ids, table).to_vector(), ref->embedding(ids, table).to_vector());
 }
 
 // --- Kernel-table ops, once per ISA ---

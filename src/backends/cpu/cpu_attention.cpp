@@ -4,9 +4,11 @@
 // take a bf16 path (bf16 dot products, f32 softmax and accumulation).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
+#include "backends/cpu/cpu_alloc.h"
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/cpu_util.h"
 #include "backends/ref/ref_util.h"
@@ -18,6 +20,11 @@ namespace {
 constexpr int64_t kQueryBlock = 48;
 constexpr int64_t kKeyBlock = 128;
 int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+Tensor zeroed(const Shape& shape, DType dt) {
+  Tensor t = cpu::new_tensor(shape, dt);
+  std::memset(t.raw_data(), 0, t.nbytes());
+  return t;
+}
 }  // namespace
 
 namespace {
@@ -32,15 +39,16 @@ Tensor attention_bf16(const cpu::Kernels& kern, const Tensor& q0, const Tensor& 
   const float scale = p.scale != 0.0f ? p.scale : 1.0f / std::sqrt(static_cast<float>(d));
 
   // K as [B*H][d2][Lk_pad][2], V as [B*H][Lk_pad/2][Dv_pad][2]; zero padded.
-  std::vector<uint16_t> kt(static_cast<size_t>(bsz * nh * d2 * lk_pad * 2), 0);
-  std::vector<uint16_t> vp(static_cast<size_t>(bsz * nh * lk_pad * dv_pad), 0);
+  Tensor kt_t = zeroed({bsz * nh * d2 * lk_pad * 2}, DType::BF16), vp_t = zeroed({bsz * nh * lk_pad * dv_pad}, DType::BF16);
+  uint16_t* kt = kt_t.data<uint16_t>();
+  uint16_t* vp = vp_t.data<uint16_t>();
   const uint16_t* pk = k.data<uint16_t>();
   const uint16_t* pv = v.data<uint16_t>();
   parallel_for(bsz * nh, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t bh = b0; bh < b1; ++bh) {
       const int64_t b = bh / nh, h = bh % nh;
-      uint16_t* ktd = kt.data() + bh * d2 * lk_pad * 2;
-      uint16_t* vpd = vp.data() + bh * lk_pad * dv_pad;
+      uint16_t* ktd = kt + bh * d2 * lk_pad * 2;
+      uint16_t* vpd = vp + bh * lk_pad * dv_pad;
       for (int64_t j = 0; j < lk; ++j) {
         const uint16_t* kr = pk + (b * lk + j) * nh * d + h * d;
         for (int64_t t = 0; t < d; ++t) ktd[((t / 2) * lk_pad + j) * 2 + t % 2] = kr[t];
@@ -50,7 +58,7 @@ Tensor attention_bf16(const cpu::Kernels& kern, const Tensor& q0, const Tensor& 
     }
   });
 
-  Tensor out = Tensor::empty({bsz, lq, nh * dv}, DType::BF16);
+  Tensor out = cpu::new_tensor({bsz, lq, nh * dv}, DType::BF16);
   uint16_t* po = out.data<uint16_t>();
   const uint16_t* pq = q.data<uint16_t>();
   const int64_t qblocks = (lq + kQueryBlock - 1) / kQueryBlock;
@@ -73,8 +81,8 @@ Tensor attention_bf16(const cpu::Kernels& kern, const Tensor& q0, const Tensor& 
       std::fill(m.begin(), m.end(), neg_inf);
       std::fill(l.begin(), l.end(), 0.0f);
       const int64_t kend = p.causal ? std::min(lk, i0 + rows) : lk;
-      const uint16_t* ktd = kt.data() + bh * d2 * lk_pad * 2;
-      const uint16_t* vpd = vp.data() + bh * lk_pad * dv_pad;
+      const uint16_t* ktd = kt + bh * d2 * lk_pad * 2;
+      const uint16_t* vpd = vp + bh * lk_pad * dv_pad;
       for (int64_t j0 = 0; j0 < kend; j0 += kKeyBlock) {
         const int64_t kb = std::min(kKeyBlock, kend - j0), cols = round16(kb);
         kern.qk_tile_bf16(q2.data(), d2, ktd + j0 * 2, lk_pad, s.data(), kKeyBlock, rows, cols, d2, scale);
@@ -112,15 +120,16 @@ Tensor CpuBackend::attention(const Tensor& q0, const Tensor& k0, const Tensor& v
   const cpu::Kernels& kern = *k_;
 
   // K^T per head: [B*H][D][Lk_pad]; V per head: [B*H][Lk_pad][Dv_pad]; zero padded.
-  std::vector<float> kt(static_cast<size_t>(bsz * nh * d * lk_pad), 0.0f);
-  std::vector<float> vp(static_cast<size_t>(bsz * nh * lk_pad * dv_pad), 0.0f);
+  Tensor kt_t = zeroed({bsz * nh * d * lk_pad}, DType::F32), vp_t = zeroed({bsz * nh * lk_pad * dv_pad}, DType::F32);
+  float* kt = kt_t.data<float>();
+  float* vp = vp_t.data<float>();
   const float* pk = k.data<float>();
   const float* pv = v.data<float>();
   parallel_for(bsz * nh, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t bh = b0; bh < b1; ++bh) {
       const int64_t b = bh / nh, h = bh % nh;
-      float* ktd = kt.data() + bh * d * lk_pad;
-      float* vpd = vp.data() + bh * lk_pad * dv_pad;
+      float* ktd = kt + bh * d * lk_pad;
+      float* vpd = vp + bh * lk_pad * dv_pad;
       for (int64_t j = 0; j < lk; ++j) {
         const float* kr = pk + (b * lk + j) * nh * d + h * d;
         for (int64_t t = 0; t < d; ++t) ktd[t * lk_pad + j] = kr[t];
@@ -130,7 +139,7 @@ Tensor CpuBackend::attention(const Tensor& q0, const Tensor& k0, const Tensor& v
     }
   });
 
-  Tensor out = Tensor::empty({bsz, lq, nh * dv}, DType::F32);
+  Tensor out = cpu::new_tensor({bsz, lq, nh * dv}, DType::F32);
   float* po = out.data<float>();
   const float* pq = q.data<float>();
   const int64_t qblocks = (lq + kQueryBlock - 1) / kQueryBlock;
@@ -149,8 +158,8 @@ Tensor CpuBackend::attention(const Tensor& q0, const Tensor& k0, const Tensor& v
       std::fill(m.begin(), m.end(), neg_inf);
       std::fill(l.begin(), l.end(), 0.0f);
       const int64_t kend = p.causal ? std::min(lk, i0 + rows) : lk;
-      const float* ktd = kt.data() + bh * d * lk_pad;
-      const float* vpd = vp.data() + bh * lk_pad * dv_pad;
+      const float* ktd = kt + bh * d * lk_pad;
+      const float* vpd = vp + bh * lk_pad * dv_pad;
       for (int64_t j0 = 0; j0 < kend; j0 += kKeyBlock) {
         const int64_t kb = std::min(kKeyBlock, kend - j0), cols = round16(kb);
         kern.qk_tile(qs.data(), d, ktd + j0, lk_pad, s.data(), kKeyBlock, rows, cols, d);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "backends/cpu/cpu_alloc.h"
 #include "backends/cpu/cpu_dnnl.h"
 #include "backends/cpu/cpu_util.h"
 #include "backends/ref/ref_util.h"
@@ -20,7 +21,12 @@ CpuBackend::~CpuBackend() = default;
 
 std::string CpuBackend::name() const { return cat("cpu (", k_->name, ", oneDNN ", cpu::DnnlContext::isa(), ")"); }
 
-void CpuBackend::release_caches() { dnnl_->clear(); }
+Tensor CpuBackend::empty(const Shape& shape, DType dtype) { return cpu::new_tensor(shape, dtype); }
+
+void CpuBackend::release_caches() {
+  dnnl_->clear();
+  cpu::release_idle_blocks();
+}
 
 void CpuBackend::set_winograd_max_weight_bytes(size_t bytes) { dnnl_->set_winograd_max_weight_bytes(bytes); }
 
@@ -60,7 +66,7 @@ Tensor CpuBackend::binary(BinaryOp op, const Tensor& a0, const Tensor& b0) {
   ref::check_float(b0, "binary", "b");
   const Shape os = broadcast_shapes(a0.shape(), b0.shape());
   const Tensor a = to_f32_contiguous(a0), b = to_f32_contiguous(b0);
-  Tensor out = Tensor::empty(os, DType::F32);
+  Tensor out = cpu::new_tensor(os, DType::F32);
   const int64_t total = out.numel();
   if (total == 0) return from_f32_result(out, a0.dtype());
   // Broadcast strides over the output's dimensions (0 where broadcast), then coalesce dimensions.
@@ -129,7 +135,7 @@ Tensor CpuBackend::binary(BinaryOp op, const Tensor& a0, const Tensor& b0) {
 Tensor CpuBackend::scale(const Tensor& x0, float alpha, float beta) {
   ref::check_float(x0, "scale", "x");
   const Tensor x = to_f32_contiguous(x0);
-  Tensor out = Tensor::empty(x.shape(), DType::F32);
+  Tensor out = cpu::new_tensor(x.shape(), DType::F32);
   const float* px = x.data<float>();
   float* py = out.data<float>();
   parallel_for(x.numel(), 1 << 15, [&](int64_t b, int64_t e) {
@@ -141,7 +147,7 @@ Tensor CpuBackend::scale(const Tensor& x0, float alpha, float beta) {
 Tensor CpuBackend::unary(Act act, const Tensor& x0) {
   ref::check_float(x0, "unary", "x");
   const Tensor x = to_f32_contiguous(x0);
-  Tensor out = Tensor::empty(x.shape(), DType::F32);
+  Tensor out = cpu::new_tensor(x.shape(), DType::F32);
   const float* px = x.data<float>();
   float* py = out.data<float>();
   parallel_for(x.numel(), 1 << 14, [&](int64_t b, int64_t e) { k_->act(act, px + b, py + b, e - b); });
@@ -155,7 +161,7 @@ Tensor CpuBackend::geglu(const Tensor& x0) {
   const int64_t h2 = x.dim(-1), h = h2 / 2, rows = h2 ? x.numel() / h2 : 0;
   Shape os = x.shape();
   os.back() = h;
-  Tensor out = Tensor::empty(os, DType::F32);
+  Tensor out = cpu::new_tensor(os, DType::F32);
   const float* px = x.data<float>();
   float* py = out.data<float>();
   parallel_for(rows, (1 << 13) / (h + 1) + 1, [&](int64_t b, int64_t e) {
@@ -173,7 +179,7 @@ Tensor CpuBackend::group_norm(const Tensor& x0, int groups, const Tensor& gamma0
   const int64_t n = x.dim(0), c = x.dim(1), inner = n * c != 0 ? x.numel() / (n * c) : 0, cg = c / groups;
   const Tensor gamma = gamma0.defined() ? to_f32_contiguous(gamma0) : Tensor::full({c}, 1.0f);
   const Tensor beta = beta0.defined() ? to_f32_contiguous(beta0) : Tensor::zeros({c});
-  Tensor out = Tensor::empty(x.shape(), DType::F32);
+  Tensor out = cpu::new_tensor(x.shape(), DType::F32);
   const float* px = x.data<float>();
   const float* pg = gamma.data<float>();
   const float* pb = beta.data<float>();
@@ -201,7 +207,7 @@ Tensor CpuBackend::layer_norm(const Tensor& x0, const Tensor& gamma0, const Tens
   const int64_t d = x.dim(-1), rows = d ? x.numel() / d : 0;
   const Tensor gamma = gamma0.defined() ? to_f32_contiguous(gamma0) : Tensor();
   const Tensor beta = beta0.defined() ? to_f32_contiguous(beta0) : Tensor();
-  Tensor out = Tensor::empty(x.shape(), DType::F32);
+  Tensor out = cpu::new_tensor(x.shape(), DType::F32);
   const float* px = x.data<float>();
   const float* pg = gamma.defined() ? gamma.data<float>() : nullptr;
   const float* pb = beta.defined() ? beta.data<float>() : nullptr;
@@ -217,7 +223,7 @@ Tensor CpuBackend::softmax(const Tensor& x0) {
   A2F_CHECK(x0.ndim() >= 1, "softmax: x ", x0.desc(), " has no dimension");
   const Tensor x = to_f32_contiguous(x0);
   const int64_t d = x.dim(-1), rows = d ? x.numel() / d : 0;
-  Tensor out = Tensor::empty(x.shape(), DType::F32);
+  Tensor out = cpu::new_tensor(x.shape(), DType::F32);
   const float* px = x.data<float>();
   float* py = out.data<float>();
   parallel_for(rows, (1 << 13) / (d + 1) + 1, [&](int64_t b, int64_t e) {

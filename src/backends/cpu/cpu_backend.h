@@ -20,6 +20,7 @@ class CpuBackend : public RefBackend {
   explicit CpuBackend(const cpu::Kernels* kernels = nullptr);
   ~CpuBackend() override;
   std::string name() const override;
+  Tensor empty(const Shape& shape, DType dtype) override;  // large blocks recycled (cpu_alloc.h)
   void release_caches() override;
 
   Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) override;

@@ -1,5 +1,6 @@
 #include "backends/cpu/cpu_dnnl.h"
 
+#include "backends/cpu/cpu_alloc.h"
 #include "backends/cpu/cpu_util.h"
 
 #include <oneapi/dnnl/dnnl.hpp>
@@ -79,10 +80,22 @@ std::string conv_key(const Tensor& x, const Tensor& w, bool bias, const Conv2dPa
 struct ConvEntry {
   dnnl::convolution_forward::primitive_desc pd;
   dnnl::convolution_forward prim;
-  dnnl::memory::desc user_src, user_dst, user_w;
+  dnnl::memory::desc user_src, user_dst;
   bool reorder_src = false, reorder_dst = false;
   dnnl::reorder src_r, dst_r;
-  dnnl::memory src_buf, dst_buf;
+};
+
+// A growable 64-byte aligned host buffer (one per role, shared by all primitives: calls are serialised).
+class Scratch {
+ public:
+  void* get(size_t bytes) {
+    if (!buf_ || buf_->bytes() < bytes) buf_ = storage_alloc_host(bytes);
+    return buf_->data();
+  }
+  void reset() { buf_.reset(); }
+
+ private:
+  std::shared_ptr<Storage> buf_;
 };
 
 struct LinearEntry {
@@ -105,6 +118,7 @@ struct DnnlContext::Impl {
   std::unordered_map<std::string, LinearEntry> linears;
   std::unordered_map<std::string, dnnl::matmul> matmuls;
   std::unordered_map<std::string, WeightEntry> weights;
+  Scratch src_scratch, dst_scratch;  // activations in the primitives' layouts
 
   // The weight w in the layout `target`, reordered (and converted) once. `user_md` describes w (after f16
   // widening) as oneDNN sees it.
@@ -168,6 +182,8 @@ std::string DnnlContext::conv_impl(const Tensor& x, const Tensor& w, bool has_bi
 void DnnlContext::clear() {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->weights.clear();
+  impl_->src_scratch.reset();
+  impl_->dst_scratch.reset();
 }
 
 const char* DnnlContext::isa() {
@@ -231,14 +247,10 @@ Tensor DnnlContext::conv2d(const Tensor& x0, const Tensor& w, const Tensor& bias
     e.user_dst = dnnl::memory::desc(to_dims(out_shape), to_dnnl(out_dt), dtag::nchw);
     e.reorder_src = e.pd.src_desc() != e.user_src;
     e.reorder_dst = e.pd.dst_desc() != e.user_dst;
-    if (e.reorder_src) {
-      e.src_buf = dnnl::memory(e.pd.src_desc(), m.eng);
+    if (e.reorder_src)
       e.src_r = dnnl::reorder(dnnl::reorder::primitive_desc(m.eng, e.user_src, m.eng, e.pd.src_desc()));
-    }
-    if (e.reorder_dst) {
-      e.dst_buf = dnnl::memory(e.pd.dst_desc(), m.eng);
+    if (e.reorder_dst)
       e.dst_r = dnnl::reorder(dnnl::reorder::primitive_desc(m.eng, e.pd.dst_desc(), m.eng, e.user_dst));
-    }
     it = m.convs.emplace(key, std::move(e)).first;
   }
   ConvEntry& e = it->second;
@@ -248,19 +260,22 @@ Tensor DnnlContext::conv2d(const Tensor& x0, const Tensor& w, const Tensor& bias
         g == 1 ? dims{st[0], st[1], st[2], st[3]} : dims{st[0] * (o / g), st[0], st[1], st[2], st[3]};
     return dnnl::memory::desc(wdims, to_dnnl(ws.dtype()), wstrides);
   });
-  Tensor out = Tensor::empty(out_shape, out_dt);
+  Tensor out = new_tensor(out_shape, out_dt);
   dnnl::memory user_src = wrap(e.user_src, m.eng, x), user_dst = wrap(e.user_dst, m.eng, out);
-  if (e.reorder_src) e.src_r.execute(m.strm, user_src, e.src_buf);
-  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, e.reorder_src ? e.src_buf : user_src},
-                                             {DNNL_ARG_WEIGHTS, wmem},
-                                             {DNNL_ARG_DST, e.reorder_dst ? e.dst_buf : user_dst}};
+  dnnl::memory src = user_src, dst = user_dst;
+  if (e.reorder_src) {
+    src = dnnl::memory(e.pd.src_desc(), m.eng, m.src_scratch.get(e.pd.src_desc().get_size()));
+    e.src_r.execute(m.strm, user_src, src);
+  }
+  if (e.reorder_dst) dst = dnnl::memory(e.pd.dst_desc(), m.eng, m.dst_scratch.get(e.pd.dst_desc().get_size()));
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wmem}, {DNNL_ARG_DST, dst}};
   Tensor bias;
   if (bias0.defined()) {
     bias = to_contiguous(bias0, DType::F32);
     args.emplace(DNNL_ARG_BIAS, wrap(dnnl::memory::desc({o}, ddt::f32, dtag::a), m.eng, bias));
   }
   e.prim.execute(m.strm, args);
-  if (e.reorder_dst) e.dst_r.execute(m.strm, e.dst_buf, user_dst);
+  if (e.reorder_dst) e.dst_r.execute(m.strm, dst, user_dst);
   m.strm.wait();
   return restore_f16(out, x0);
 }
@@ -275,7 +290,7 @@ Tensor DnnlContext::linear(const Tensor& x0, const Tensor& w, const Tensor& bias
   const int64_t k = w.dim(1), n = w.dim(0), mrows = k ? x.numel() / k : 0;
   Shape out_shape = x0.shape();
   out_shape.back() = n;
-  Tensor out = Tensor::empty(out_shape, out_dt);
+  Tensor out = new_tensor(out_shape, out_dt);
   if (mrows == 0) return restore_f16(out, x0);
   const std::string key = cat("linear ", mrows, "x", k, "x", n, dtype_name(cdt), dtype_name(out_dt),
                               bias0.defined() ? " b" : "", " a", static_cast<int>(act));
@@ -314,7 +329,7 @@ Tensor DnnlContext::matmul(const Tensor& a0, const Tensor& b0, bool trans_b, flo
   const DType cdt = bf16 ? DType::BF16 : DType::F32;
   const Tensor a = to_contiguous(a0, cdt), b = to_contiguous(b0, cdt);
   const DType out_dt = out_dtype_of(a0);
-  Tensor out = Tensor::empty(out_shape, out_dt);
+  Tensor out = new_tensor(out_shape, out_dt);
   if (out.numel() == 0) return restore_f16(out, a0);
   const size_t nd = out_shape.size();
   // Pads a shape with leading ones to nd dimensions; contiguous strides of the padded shape.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backends/cpu/cpu_alloc.h"
 #include "core/parallel.h"
 
 namespace a2f::cpu {
@@ -121,7 +122,7 @@ void copy_strided(const Tensor& src, Tensor& dst) {
 
 Tensor to_contiguous(const Tensor& t, DType dt) {
   if (t.dtype() == dt && t.is_contiguous()) return t;
-  Tensor out = Tensor::empty(t.shape(), dt);
+  Tensor out = new_tensor(t.shape(), dt);
   copy_strided(t, out);
   return out;
 }
@@ -130,7 +131,7 @@ Tensor to_f32_contiguous(const Tensor& t) { return to_contiguous(t, DType::F32);
 
 Tensor from_f32_result(const Tensor& t, DType dtype) {
   if (dtype == DType::F32) return t;
-  Tensor out = Tensor::empty(t.shape(), dtype);
+  Tensor out = new_tensor(t.shape(), dtype);
   copy_strided(t, out);
   return out;
 }
