@@ -96,7 +96,7 @@ TEST_F(CpuOps, Conv2dMatchesRef) {
 }
 
 TEST_F(CpuOps, Conv2dWinogradMatchesRef) {
-  // oneDNN's Winograd F(2x2 / 4x4, 3x3) for f32 3x3 stride-1 convolutions: measured NMSE <= 1.4e-12 against
+  // oneDNN's f32 Winograd F(2x2 / 4x4, 3x3) for 3x3 stride-1 convolutions: measured NMSE <= 1.4e-12 against
   // the reference (direct: ~3e-13), inside the f32 bound.
   a2f::CpuBackend wcpu;
   wcpu.set_winograd_max_weight_bytes(SIZE_MAX);
@@ -113,6 +113,12 @@ TEST_F(CpuOps, Conv2dWinogradMatchesRef) {
     if (a2f::cpu::isa_supported(a2f::cpu::Isa::Avx512) && xs[1] % 16 == 0) {
       EXPECT_NE(impl.find("wino"), std::string::npos) << "case " << i << ": " << impl;
     }
+    // bf16 inputs take the same f32 Winograd (widened exactly); only the bf16 output rounds.
+    const Tensor xb = x.to(DType::BF16), wb = w.to(DType::BF16);
+    const Tensor yb = wcpu.conv2d(xb, wb, b, p);
+    EXPECT_EQ(yb.dtype(), DType::BF16);
+    EXPECT_LE(nmse(yb, ref->conv2d(xb, wb, b, p)), kBf16) << "case " << i;
+    EXPECT_EQ(wcpu.conv_impl(xb, wb, true, p), impl) << "case " << i;
     ++i;
   }
 }
