@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """Times our CPU ops (the a2f_bench_ops binary, JSON output) and the same ops in PyTorch in one run.
 
-usage: /usr/bin/python3 bench/compare_torch.py build/bin/a2f_bench_ops [--filter REGEX] [--repeats N]
+usage: /usr/bin/python3 bench/compare_torch.py build/bin/a2f_bench_ops [--filter REGEX] [--repeats N] [--cpu-time]
 
-Each op is timed alternately (ours, torch) N times and the best of each is kept.
+Each op is timed alternately (ours, torch) N times and the best of each is kept. With --cpu-time both sides run
+on one thread and CPU time is compared instead of wall time: a measure of the work that other processes on a
+shared machine do not disturb.
 
 PyTorch gets its best CPU setup: all cores (torch.set_num_threads(os.cpu_count())), oneDNN convolutions
 (torch.backends.mkldnn), the system BLAS (OpenBLAS, libopenblas0-pthread) for f32 matmuls, no_grad, warm-up.
@@ -29,24 +31,28 @@ def list_ours(binary, flt):
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
-def run_ours(binary, full_name):
-    """One benchmark of ours (exact name); returns (ms per iteration, context)."""
+def run_ours(binary, full_name, cpu_time):
+    """One benchmark of ours (exact name); returns (ms per iteration, context). cpu_time: one thread, CPU time."""
     cmd = [binary, "--benchmark_format=json", f"--benchmark_filter=^{re.escape(full_name)}$"]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    env = dict(os.environ)
+    if cpu_time:
+        env["OMP_NUM_THREADS"] = "1"
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     data = json.loads(out)
     b = data["benchmarks"][0]
     scale = {"ms": 1.0, "us": 1e-3, "ns": 1e-6, "s": 1e3}[b["time_unit"]]
-    return b["real_time"] * scale, data.get("context", {})
+    return b["cpu_time" if cpu_time else "real_time"] * scale, data.get("context", {})
 
 
-def time_torch(fn, min_time):
+def time_torch(fn, min_time, cpu_time):
+    clock = time.process_time if cpu_time else time.perf_counter
     fn()
     fn()  # warm-up (oneDNN primitive creation, allocator)
-    n, start = 0, time.perf_counter()
+    n, start = 0, clock()
     while True:
         fn()
         n += 1
-        el = time.perf_counter() - start
+        el = clock() - start
         if el >= min_time and n >= 2:
             return el / n * 1e3
 
@@ -125,9 +131,11 @@ def main():
     ap.add_argument("--filter", default=".")
     ap.add_argument("--min-time", type=float, default=0.5, help="seconds per torch measurement")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="both sides on one thread, CPU time instead of wall time (robust to other load)")
     args = ap.parse_args()
 
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(1 if args.cpu_time else os.cpu_count())
     torch.backends.mkldnn.enabled = True
     names = list_ours(args.binary, args.filter)
     rows, ctx = [], {}
@@ -137,12 +145,13 @@ def main():
             fn = torch_op(name)
             ours_ms, torch_ms = [], []
             for _ in range(args.repeats):  # interleaved, best of N: robust to other load on the machine
-                ms, ctx = run_ours(args.binary, full)
+                ms, ctx = run_ours(args.binary, full, args.cpu_time)
                 ours_ms.append(ms)
-                torch_ms.append(time_torch(fn, args.min_time))
+                torch_ms.append(time_torch(fn, args.min_time, args.cpu_time))
             rows.append((name, min(ours_ms), min(torch_ms)))
             print(f"  {name}: ours {min(ours_ms):.2f} ms, torch {min(torch_ms):.2f} ms", file=sys.stderr)
-    print(f"# ours: {ctx.get('a2f_backend', '?')}, {ctx.get('a2f_threads', '?')} threads; "
+    mode = "single thread, CPU time" if args.cpu_time else "wall time"
+    print(f"# {mode}; ours: {ctx.get('a2f_backend', '?')}, {ctx.get('a2f_threads', '?')} threads; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"mkldnn {torch.backends.mkldnn.is_available()}; best of {args.repeats} interleaved runs")
     print(f"{'op':<16} {'shape':<28} {'dtype':<5} {'ours ms':>9} {'torch ms':>9} {'ours/torch':>10}")
