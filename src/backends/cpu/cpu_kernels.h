@@ -53,8 +53,9 @@ struct Kernels {
   // o[r][c] = o[r][c] * corr[r] + sum_j p[r][j] v[j][c], dv a multiple of 16.
   void (*pv_tile_bf16)(const uint32_t* p2, int64_t ldp, const uint16_t* v2, int64_t ldv, float* o, int64_t ldo,
                        const float* corr, int64_t rows, int64_t keys2, int64_t dv);
-  // y = bf16(x), round to nearest even, n elements.
+  // y = bf16(x), round to nearest even, n elements; and the exact widening back.
   void (*to_bf16)(const float* x, uint16_t* y, int64_t n);
+  void (*from_bf16)(const uint16_t* x, float* y, int64_t n);
 };
 
 const Kernels* kernels_generic();

@@ -253,6 +253,11 @@ void to_bf16(const float* x, uint16_t* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = to_bf16_(x[i]);
 }
 
+void from_bf16(const uint16_t* x, float* y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = bf16_(x[i]);
+}
+
 void qk_tile_bf16(const uint32_t* q2, int64_t ldq, const uint16_t* kt2, int64_t ldk, float* s, int64_t lds,
                   int64_t rows, int64_t cols, int64_t d2, float scale) {
   for (int64_t r = 0; r < rows; ++r) {
@@ -310,6 +315,7 @@ inline Kernels portable_kernels(Isa isa, const char* name) {
   k.qk_tile_bf16 = qk_tile_bf16;
   k.pv_tile_bf16 = pv_tile_bf16;
   k.to_bf16 = to_bf16;
+  k.from_bf16 = from_bf16;
   return k;
 }
 
