@@ -1,6 +1,7 @@
 // Op benchmarks of the CPU backend at the shapes the SD1.5 UNet / VAE / CLIP run (batch 2 = CFG). Reports
-// GFLOP/s (counter "GFLOP/s", multiply-add = 2 FLOP) for conv / linear / matmul / attention. bench/compare_torch.py
-// runs this binary with --benchmark_format=json and times the same ops in PyTorch in the same run.
+// GFLOP/s (counter "GFLOP/s", multiply-add = 2 FLOP) for conv / linear / matmul / attention.
+// bench/compare_torch.py runs this binary with --benchmark_format=json and times the same ops in PyTorch in
+// the same run.
 //
 // Names: <op>/<shape>/<dtype>; dtype f32 = f32 activations and weights, bf16 = bf16 activations and weights.
 // matmul/BxMxKxN: [B, M, K] x [K, N] (weight broadcast over the batch); bmm/BxMxKxN: [B, M, K] x [B, K, N].
@@ -39,7 +40,8 @@ void set_flops(benchmark::State& st, double flops) {
 }
 
 void conv3x3(benchmark::State& st, int64_t hw, int64_t c, DType dt) {
-  const Tensor x = rnd({2, c, hw, hw}, 1, 1.0f, dt), w = rnd({c, c, 3, 3}, 2, 0.02f, dt), b = rnd({c}, 3, 0.1f, dt);
+  const Tensor x = rnd({2, c, hw, hw}, 1, 1.0f, dt), w = rnd({c, c, 3, 3}, 2, 0.02f, dt),
+               b = rnd({c}, 3, 0.1f, dt);
   const auto p = a2f::Conv2dParams::same(1, 1);
   backend().conv2d(x, w, b, p);  // primitive + weight reorder, cached
   if (auto* cpu = dynamic_cast<a2f::CpuBackend*>(&backend())) st.SetLabel(cpu->conv_impl(x, w, true, p));
@@ -95,16 +97,23 @@ int main(int argc, char** argv) {
     const std::string ds = a2f::dtype_name(dt);
     for (auto [hw, c] : {std::pair<int64_t, int64_t>{64, 320}, {32, 640}, {16, 1280}, {8, 1280}})
       reg(a2f::cat("conv3x3/2x", c, "x", hw, "x", hw, "/", ds), [=](auto& st) { conv3x3(st, hw, c, dt); });
-    for (auto [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{8192, 320, 1280}, {8192, 320, 2560},
-                           {8192, 1280, 320}, {8192, 320, 320}, {154, 768, 320}})
+    for (auto [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{8192, 320, 1280},
+                           {8192, 320, 2560},
+                           {8192, 1280, 320},
+                           {8192, 320, 320},
+                           {154, 768, 320}})
       reg(a2f::cat("linear/", m, "x", k, "x", n, "/", ds), [=](auto& st) { linear(st, m, k, n, dt); });
-    reg(a2f::cat("matmul/2x4096x320x1280/", ds), [=](auto& st) { matmul(st, 2, 4096, 320, 1280, false, dt); });
+    reg(a2f::cat("matmul/2x4096x320x1280/", ds),
+        [=](auto& st) { matmul(st, 2, 4096, 320, 1280, false, dt); });
     reg(a2f::cat("bmm/16x4096x40x77/", ds), [=](auto& st) { matmul(st, 16, 4096, 40, 77, true, dt); });
-    reg(a2f::cat("attention/self_2x4096x8x40/", ds), [=](auto& st) { attention(st, 2, 4096, 4096, 8, 40, false, dt); });
+    reg(a2f::cat("attention/self_2x4096x8x40/", ds),
+        [=](auto& st) { attention(st, 2, 4096, 4096, 8, 40, false, dt); });
     reg(a2f::cat("attention/cross_2x4096x77x8x40/", ds),
         [=](auto& st) { attention(st, 2, 4096, 77, 8, 40, false, dt); });
-    reg(a2f::cat("attention/vae_1x4096x1x512/", ds), [=](auto& st) { attention(st, 1, 4096, 4096, 1, 512, false, dt); });
-    reg(a2f::cat("attention/clip_2x77x12x64_causal/", ds), [=](auto& st) { attention(st, 2, 77, 77, 12, 64, true, dt); });
+    reg(a2f::cat("attention/vae_1x4096x1x512/", ds),
+        [=](auto& st) { attention(st, 1, 4096, 4096, 1, 512, false, dt); });
+    reg(a2f::cat("attention/clip_2x77x12x64_causal/", ds),
+        [=](auto& st) { attention(st, 2, 77, 77, 12, 64, true, dt); });
     reg(a2f::cat("group_norm_silu/2x320x64x64/", ds), [=](auto& st) { group_norm_silu(st, 320, 64, dt); });
   }
   benchmark::Initialize(&argc, argv);

@@ -11,7 +11,9 @@
 
 namespace a2f::test {
 
-inline Tensor load_op_fixture(const std::string& name) { return npy_read(fixture("ops/" + name + ".npy")); }
+inline Tensor load_op_fixture(const std::string& name) {
+  return npy_read(fixture("ops/" + name + ".npy"));
+}
 
 // offset + scale * N(0, 1), seeded (std::mt19937; libstdc++'s normal_distribution is deterministic here).
 inline Tensor randn(const Shape& shape, uint32_t seed, float scale = 1.0f, float offset = 0.0f,
@@ -37,7 +39,7 @@ inline Tensor non_contiguous(const Tensor& t) {
   for (int i = 0; i < t.ndim(); ++i) perm[i] = i;
   std::swap(perm[t.ndim() - 1], perm[t.ndim() - 2]);
   Tensor tr = t.permute(perm).contiguous();  // transposed storage
-  return tr.permute(perm);                    // same logical values, strides swapped
+  return tr.permute(perm);                   // same logical values, strides swapped
 }
 
 }  // namespace a2f::test

@@ -68,7 +68,8 @@ std::shared_ptr<BlockCache> cache() {
 // Storage whose block goes back to the cache (kept alive by the storage) when the last tensor lets go.
 class CachedStorage final : public Storage {
  public:
-  CachedStorage(std::shared_ptr<BlockCache> c, size_t rounded, size_t bytes) : cache_(std::move(c)), rounded_(rounded) {
+  CachedStorage(std::shared_ptr<BlockCache> c, size_t rounded, size_t bytes)
+      : cache_(std::move(c)), rounded_(rounded) {
     data_ = cache_->get(rounded);
     bytes_ = bytes;
   }
@@ -89,7 +90,11 @@ Tensor new_tensor(const Shape& shape, DType dtype) {
   return Tensor::from_storage(std::make_shared<CachedStorage>(cache(), rounded, bytes), 0, shape, dtype);
 }
 
-void release_idle_blocks() { cache()->release(); }
-size_t idle_block_bytes() { return cache()->idle_bytes(); }
+void release_idle_blocks() {
+  cache()->release();
+}
+size_t idle_block_bytes() {
+  return cache()->idle_bytes();
+}
 
 }  // namespace a2f::cpu

@@ -1,7 +1,7 @@
-// Memory-efficient fused attention (flash-style): per (batch, head, block of 48 queries) task, loop over blocks
-// of keys computing the score tile, an online softmax (running max and sum per row) and the P·V update, so only
-// a 48 x 128 score tile exists at a time. K is packed transposed and V padded per head once per call. bf16 inputs
-// take a bf16 path (bf16 dot products, f32 softmax and accumulation).
+// Memory-efficient fused attention (flash-style): per (batch, head, block of 48 queries) task, loop over
+// blocks of keys computing the score tile, an online softmax (running max and sum per row) and the P·V
+// update, so only a 48 x 128 score tile exists at a time. K is packed transposed and V padded per head once
+// per call. bf16 inputs take a bf16 path (bf16 dot products, f32 softmax and accumulation).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -20,8 +20,12 @@ namespace {
 constexpr int64_t kKeyBlock = 128;
 // Queries per task: 48 for small heads (UNet 40, CLIP 64); 96 for wide ones (VAE 512), where the longer score
 // rows amortise better (measured 5-10% faster there, slower on the UNet shapes).
-int64_t query_block(int64_t d) { return d >= 256 ? 96 : 48; }
-int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+int64_t query_block(int64_t d) {
+  return d >= 256 ? 96 : 48;
+}
+int64_t round16(int64_t n) {
+  return (n + 15) / 16 * 16;
+}
 Tensor zeroed(const Shape& shape, DType dt) {
   Tensor t = cpu::new_tensor(shape, dt);
   std::memset(t.raw_data(), 0, t.nbytes());
@@ -30,8 +34,8 @@ Tensor zeroed(const Shape& shape, DType dt) {
 }  // namespace
 
 namespace {
-// The bf16 path: q, k, v bf16; K, V and the probabilities packed in bf16 pairs for the dot-product tiles; scores,
-// softmax statistics and the output accumulator stay f32.
+// The bf16 path: q, k, v bf16; K, V and the probabilities packed in bf16 pairs for the dot-product tiles;
+// scores, softmax statistics and the output accumulator stay f32.
 Tensor attention_bf16(const cpu::Kernels& kern, const Tensor& q0, const Tensor& k0, const Tensor& v0,
                       const AttentionParams& p) {
   const Tensor q = q0.contiguous(), k = k0.contiguous(), v = v0.contiguous();
@@ -41,7 +45,8 @@ Tensor attention_bf16(const cpu::Kernels& kern, const Tensor& q0, const Tensor& 
   const float scale = p.scale != 0.0f ? p.scale : 1.0f / std::sqrt(static_cast<float>(d));
 
   // K as [B*H][d2][Lk_pad][2], V as [B*H][Lk_pad/2][Dv_pad][2]; zero padded.
-  Tensor kt_t = zeroed({bsz * nh * d2 * lk_pad * 2}, DType::BF16), vp_t = zeroed({bsz * nh * lk_pad * dv_pad}, DType::BF16);
+  Tensor kt_t = zeroed({bsz * nh * d2 * lk_pad * 2}, DType::BF16),
+         vp_t = zeroed({bsz * nh * lk_pad * dv_pad}, DType::BF16);
   uint16_t* kt = kt_t.data<uint16_t>();
   uint16_t* vp = vp_t.data<uint16_t>();
   const uint16_t* pk = k.data<uint16_t>();
@@ -122,7 +127,8 @@ Tensor CpuBackend::attention(const Tensor& q0, const Tensor& k0, const Tensor& v
   const cpu::Kernels& kern = *k_;
 
   // K^T per head: [B*H][D][Lk_pad]; V per head: [B*H][Lk_pad][Dv_pad]; zero padded.
-  Tensor kt_t = zeroed({bsz * nh * d * lk_pad}, DType::F32), vp_t = zeroed({bsz * nh * lk_pad * dv_pad}, DType::F32);
+  Tensor kt_t = zeroed({bsz * nh * d * lk_pad}, DType::F32),
+         vp_t = zeroed({bsz * nh * lk_pad * dv_pad}, DType::F32);
   float* kt = kt_t.data<float>();
   float* vp = vp_t.data<float>();
   const float* pk = k.data<float>();
@@ -172,8 +178,8 @@ Tensor CpuBackend::attention(const Tensor& q0, const Tensor& k0, const Tensor& v
           for (int64_t c = std::max<int64_t>(valid, 0); c < cols; ++c) sr[c] = neg_inf;
           corr[r] = kern.softmax_online(sr, cols, &m[r], &l[r]);
         }
-        kern.pv_tile(s.data(), kKeyBlock, vpd + j0 * dv_pad, dv_pad, o.data(), dv_pad, corr.data(), rows, cols,
-                     dv_pad);
+        kern.pv_tile(s.data(), kKeyBlock, vpd + j0 * dv_pad, dv_pad, o.data(), dv_pad, corr.data(), rows,
+                     cols, dv_pad);
       }
       for (int64_t r = 0; r < rows; ++r) {
         float* dst = po + (b * lq + i0 + r) * nh * dv + h * dv;

@@ -21,12 +21,13 @@ namespace {
 // (contiguous, any float dtype; fn sees f32). Rows of 16-bit tensors are widened into / narrowed from small
 // per-thread f32 buffers, so an op is one parallel pass over memory whatever the dtype.
 template <class F>
-void rows_f32(const cpu::Kernels& k, const Tensor& x, Tensor& y, int64_t rows, int64_t in_len, int64_t out_len,
-              int64_t grain, const F& fn) {
+void rows_f32(const cpu::Kernels& k, const Tensor& x, Tensor& y, int64_t rows, int64_t in_len,
+              int64_t out_len, int64_t grain, const F& fn) {
   const bool xf = x.dtype() == DType::F32, yf = y.dtype() == DType::F32;
   const char* xp = static_cast<const char*>(x.raw_data());
   char* yp = static_cast<char*>(y.raw_data());
-  const int64_t xs = static_cast<int64_t>(dtype_size(x.dtype())), ys = static_cast<int64_t>(dtype_size(y.dtype()));
+  const int64_t xs = static_cast<int64_t>(dtype_size(x.dtype())),
+                ys = static_cast<int64_t>(dtype_size(y.dtype()));
   parallel_for(rows, grain, [&](int64_t b, int64_t e) {
     const int64_t step = std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(1, in_len));
     std::vector<float> xb(xf ? 0 : step * in_len), yb(yf ? 0 : step * out_len);
@@ -56,22 +57,31 @@ CpuBackend::CpuBackend(const cpu::Kernels* kernels)
     : k_(kernels ? kernels : cpu::kernels_best()), dnnl_(std::make_unique<cpu::DnnlContext>()) {}
 CpuBackend::~CpuBackend() = default;
 
-std::string CpuBackend::name() const { return cat("cpu (", k_->name, ", oneDNN ", cpu::DnnlContext::isa(), ")"); }
+std::string CpuBackend::name() const {
+  return cat("cpu (", k_->name, ", oneDNN ", cpu::DnnlContext::isa(), ")");
+}
 
-Tensor CpuBackend::empty(const Shape& shape, DType dtype) { return cpu::new_tensor(shape, dtype); }
+Tensor CpuBackend::empty(const Shape& shape, DType dtype) {
+  return cpu::new_tensor(shape, dtype);
+}
 
 void CpuBackend::release_caches() {
   dnnl_->clear();
   cpu::release_idle_blocks();
 }
 
-void CpuBackend::set_winograd_max_weight_bytes(size_t bytes) { dnnl_->set_winograd_max_weight_bytes(bytes); }
+void CpuBackend::set_winograd_max_weight_bytes(size_t bytes) {
+  dnnl_->set_winograd_max_weight_bytes(bytes);
+}
 
-std::string CpuBackend::conv_impl(const Tensor& x, const Tensor& w, bool has_bias, const Conv2dParams& p) const {
+std::string CpuBackend::conv_impl(const Tensor& x, const Tensor& w, bool has_bias,
+                                  const Conv2dParams& p) const {
   return dnnl_->conv_impl(x, w, has_bias, p);
 }
 
-std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> make_cpu_backend() {
+  return std::make_unique<CpuBackend>();
+}
 std::unique_ptr<Backend> make_cpu_backend(cpu::Isa isa) {
   return std::make_unique<CpuBackend>(cpu::kernels_for(isa));
 }
@@ -196,16 +206,17 @@ Tensor CpuBackend::geglu(const Tensor& x0) {
   Shape os = x.shape();
   os.back() = h;
   Tensor out = cpu::new_tensor(os, x.dtype());
-  rows_f32(*k_, x, out, rows, h2, h, (1 << 13) / (h + 1) + 1, [&](const float* px, float* py, int64_t b, int64_t e) {
-    for (int64_t r = 0; r < e - b; ++r) k_->geglu_row(px + r * h2, py + r * h, h);
-  });
+  rows_f32(*k_, x, out, rows, h2, h, (1 << 13) / (h + 1) + 1,
+           [&](const float* px, float* py, int64_t b, int64_t e) {
+             for (int64_t r = 0; r < e - b; ++r) k_->geglu_row(px + r * h2, py + r * h, h);
+           });
   return out;
 }
 
 // --- Normalisation ---
 
-Tensor CpuBackend::group_norm(const Tensor& x0, int groups, const Tensor& gamma0, const Tensor& beta0, float eps,
-                              Act act) {
+Tensor CpuBackend::group_norm(const Tensor& x0, int groups, const Tensor& gamma0, const Tensor& beta0,
+                              float eps, Act act) {
   ref::group_norm_check(x0, groups, gamma0, beta0);
   const Tensor x = x0.contiguous();
   const int64_t n = x.dim(0), c = x.dim(1), inner = n * c != 0 ? x.numel() / (n * c) : 0, cg = c / groups;
@@ -214,20 +225,21 @@ Tensor CpuBackend::group_norm(const Tensor& x0, int groups, const Tensor& gamma0
   Tensor out = cpu::new_tensor(x.shape(), x.dtype());
   const float* pg = gamma.data<float>();
   const float* pb = beta.data<float>();
-  rows_f32(*k_, x, out, n * groups, cg * inner, cg * inner, 1, [&](const float* px, float* py, int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t g = t % groups;
-      const float* xs = px + (t - b) * cg * inner;
-      float* ys = py + (t - b) * cg * inner;
-      float mean, var;
-      k_->mean_var(xs, cg * inner, &mean, &var);
-      const float rstd = 1.0f / std::sqrt(var + eps);
-      for (int64_t j = 0; j < cg; ++j) {
-        const int64_t ch = g * cg + j;
-        k_->affine_act(xs + j * inner, ys + j * inner, inner, mean, rstd * pg[ch], pb[ch], act);
-      }
-    }
-  });
+  rows_f32(*k_, x, out, n * groups, cg * inner, cg * inner, 1,
+           [&](const float* px, float* py, int64_t b, int64_t e) {
+             for (int64_t t = b; t < e; ++t) {
+               const int64_t g = t % groups;
+               const float* xs = px + (t - b) * cg * inner;
+               float* ys = py + (t - b) * cg * inner;
+               float mean, var;
+               k_->mean_var(xs, cg * inner, &mean, &var);
+               const float rstd = 1.0f / std::sqrt(var + eps);
+               for (int64_t j = 0; j < cg; ++j) {
+                 const int64_t ch = g * cg + j;
+                 k_->affine_act(xs + j * inner, ys + j * inner, inner, mean, rstd * pg[ch], pb[ch], act);
+               }
+             }
+           });
   return out;
 }
 
@@ -240,9 +252,10 @@ Tensor CpuBackend::layer_norm(const Tensor& x0, const Tensor& gamma0, const Tens
   Tensor out = cpu::new_tensor(x.shape(), x.dtype());
   const float* pg = gamma.defined() ? gamma.data<float>() : nullptr;
   const float* pb = beta.defined() ? beta.data<float>() : nullptr;
-  rows_f32(*k_, x, out, rows, d, d, (1 << 13) / (d + 1) + 1, [&](const float* px, float* py, int64_t b, int64_t e) {
-    for (int64_t r = 0; r < e - b; ++r) k_->layer_norm_row(px + r * d, py + r * d, d, pg, pb, eps);
-  });
+  rows_f32(*k_, x, out, rows, d, d, (1 << 13) / (d + 1) + 1,
+           [&](const float* px, float* py, int64_t b, int64_t e) {
+             for (int64_t r = 0; r < e - b; ++r) k_->layer_norm_row(px + r * d, py + r * d, d, pg, pb, eps);
+           });
   return out;
 }
 
@@ -252,9 +265,10 @@ Tensor CpuBackend::softmax(const Tensor& x0) {
   const Tensor x = x0.contiguous();
   const int64_t d = x.dim(-1), rows = d ? x.numel() / d : 0;
   Tensor out = cpu::new_tensor(x.shape(), x.dtype());
-  rows_f32(*k_, x, out, rows, d, d, (1 << 13) / (d + 1) + 1, [&](const float* px, float* py, int64_t b, int64_t e) {
-    for (int64_t r = 0; r < e - b; ++r) k_->softmax_row(px + r * d, py + r * d, d);
-  });
+  rows_f32(*k_, x, out, rows, d, d, (1 << 13) / (d + 1) + 1,
+           [&](const float* px, float* py, int64_t b, int64_t e) {
+             for (int64_t r = 0; r < e - b; ++r) k_->softmax_row(px + r * d, py + r * d, d);
+           });
   return out;
 }
 

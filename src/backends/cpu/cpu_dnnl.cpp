@@ -1,10 +1,5 @@
 #include "backends/cpu/cpu_dnnl.h"
 
-#include "backends/cpu/cpu_alloc.h"
-#include "backends/cpu/cpu_util.h"
-
-#include <oneapi/dnnl/dnnl.hpp>
-
 #include <bit>
 #include <charconv>
 #include <cstdint>
@@ -12,9 +7,13 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "backends/cpu/cpu_alloc.h"
+#include "backends/cpu/cpu_util.h"
 
 namespace a2f::cpu {
 
@@ -26,30 +25,50 @@ using dims = dnnl::memory::dims;
 
 ddt to_dnnl(DType t) {
   switch (t) {
-    case DType::F32: return ddt::f32;
-    case DType::BF16: return ddt::bf16;
-    default: fail("oneDNN ops take f32 or bf16 tensors, got ", dtype_name(t));
+    case DType::F32:
+      return ddt::f32;
+    case DType::BF16:
+      return ddt::bf16;
+    default:
+      fail("oneDNN ops take f32 or bf16 tensors, got ", dtype_name(t));
   }
 }
 
-DType out_dtype_of(const Tensor& act) { return act.dtype() == DType::BF16 ? DType::BF16 : DType::F32; }
+DType out_dtype_of(const Tensor& act) {
+  return act.dtype() == DType::BF16 ? DType::BF16 : DType::F32;
+}
 // A result computed in f32 / bf16 back in the activation's dtype (f16 activations were widened).
 Tensor restore_f16(const Tensor& out, const Tensor& act) {
   return act.dtype() == DType::F16 ? to_contiguous(out, DType::F16) : out;
 }
 
-dims to_dims(const Shape& s) { return dims(s.begin(), s.end()); }
+dims to_dims(const Shape& s) {
+  return dims(s.begin(), s.end());
+}
 
 void append_act(dnnl::post_ops& po, Act act) {
   using alg = dnnl::algorithm;
   switch (act) {
-    case Act::None: return;
-    case Act::Relu: po.append_eltwise(1.0f, alg::eltwise_relu, 0.0f, 0.0f); return;
-    case Act::Silu: po.append_eltwise(1.0f, alg::eltwise_swish, 1.0f, 0.0f); return;
-    case Act::GeluErf: po.append_eltwise(1.0f, alg::eltwise_gelu_erf, 0.0f, 0.0f); return;
-    case Act::GeluTanh: po.append_eltwise(1.0f, alg::eltwise_gelu_tanh, 0.0f, 0.0f); return;
-    case Act::QuickGelu: po.append_eltwise(1.0f, alg::eltwise_swish, 1.702f, 0.0f); return;
-    case Act::Sigmoid: po.append_eltwise(1.0f, alg::eltwise_logistic, 0.0f, 0.0f); return;
+    case Act::None:
+      return;
+    case Act::Relu:
+      po.append_eltwise(1.0f, alg::eltwise_relu, 0.0f, 0.0f);
+      return;
+    case Act::Silu:
+      po.append_eltwise(1.0f, alg::eltwise_swish, 1.0f, 0.0f);
+      return;
+    case Act::GeluErf:
+      po.append_eltwise(1.0f, alg::eltwise_gelu_erf, 0.0f, 0.0f);
+      return;
+    case Act::GeluTanh:
+      po.append_eltwise(1.0f, alg::eltwise_gelu_tanh, 0.0f, 0.0f);
+      return;
+    case Act::QuickGelu:
+      po.append_eltwise(1.0f, alg::eltwise_swish, 1.702f, 0.0f);
+      return;
+    case Act::Sigmoid:
+      po.append_eltwise(1.0f, alg::eltwise_logistic, 0.0f, 0.0f);
+      return;
   }
 }
 
@@ -70,9 +89,10 @@ dnnl::memory wrap(const dnnl::memory::desc& md, const dnnl::engine& eng, const T
 }
 
 std::string conv_key(const Tensor& x, const Tensor& w, bool bias, const Conv2dParams& p, size_t wino) {
-  return cat("conv ", x.shape(), dtype_name(x.dtype()), " w", w.shape(), dtype_name(w.dtype()), bias ? " b" : "",
-             " s", p.stride_h, ",", p.stride_w, " p", p.pad_top, ",", p.pad_left, ",", p.pad_bottom, ",", p.pad_right,
-             " d", p.dilation_h, ",", p.dilation_w, " g", p.groups, " a", static_cast<int>(p.act), " wino<=", wino);
+  return cat("conv ", x.shape(), dtype_name(x.dtype()), " w", w.shape(), dtype_name(w.dtype()),
+             bias ? " b" : "", " s", p.stride_h, ",", p.stride_w, " p", p.pad_top, ",", p.pad_left, ",",
+             p.pad_bottom, ",", p.pad_right, " d", p.dilation_h, ",", p.dilation_w, " g", p.groups, " a",
+             static_cast<int>(p.act), " wino<=", wino);
 }
 
 struct ConvEntry {
@@ -130,13 +150,15 @@ struct DnnlContext::Impl {
       it = weights.end();
     }
     if (it == weights.end()) {
-      for (auto i = weights.begin(); i != weights.end();) i = i->second.owner.expired() ? weights.erase(i) : ++i;
+      for (auto i = weights.begin(); i != weights.end();)
+        i = i->second.owner.expired() ? weights.erase(i) : ++i;
       it = weights.emplace(key, WeightEntry{w.storage(), {}}).first;
     }
     for (auto& [md, mem] : it->second.forms)
       if (md == target) return mem;
     // f16 (no oneDNN compute) and bf16 for an f32 primitive (Winograd) are widened to f32 first.
-    const bool widen = w.dtype() == DType::F16 || (w.dtype() == DType::BF16 && target.data_type() == ddt::f32);
+    const bool widen =
+        w.dtype() == DType::F16 || (w.dtype() == DType::BF16 && target.data_type() == ddt::f32);
     const Tensor src = widen ? to_contiguous(w, DType::F32) : w;
     dnnl::memory user = wrap(user_md(src), eng, src);
     dnnl::memory out(target, eng);
@@ -148,13 +170,15 @@ struct DnnlContext::Impl {
 };
 
 DnnlContext::DnnlContext() : impl_(std::make_unique<Impl>()) {
-  // $A2F_CPU_WINOGRAD: "off" / "0", "all", or a weight-size limit in MB (default 16: Winograd for convolutions
-  // up to 640 -> 640 channels, whose transformed weights take at most 64 MB each).
+  // $A2F_CPU_WINOGRAD: "off" / "0", "all", or a weight-size limit in MB (default 16: Winograd for
+  // convolutions up to 640 -> 640 channels, whose transformed weights take at most 64 MB each).
   winograd_max_weight_bytes_ = size_t(16) << 20;
   if (const char* env = std::getenv("A2F_CPU_WINOGRAD")) {
     const std::string v(env);
-    if (v == "off" || v == "0") winograd_max_weight_bytes_ = 0;
-    else if (v == "all") winograd_max_weight_bytes_ = SIZE_MAX;
+    if (v == "off" || v == "0")
+      winograd_max_weight_bytes_ = 0;
+    else if (v == "all")
+      winograd_max_weight_bytes_ = SIZE_MAX;
     else {
       size_t mb = 0;
       const auto r = std::from_chars(v.data(), v.data() + v.size(), mb);
@@ -188,15 +212,24 @@ void DnnlContext::clear() {
 
 const char* DnnlContext::isa() {
   switch (dnnl::get_effective_cpu_isa()) {
-    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
-    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core: return "avx512_core";
-    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
-    case dnnl::cpu_isa::avx2: return "avx2";
-    case dnnl::cpu_isa::avx: return "avx";
-    case dnnl::cpu_isa::sse41: return "sse41";
-    default: return "other";
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "avx512_core_amx";
+    case dnnl::cpu_isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core:
+      return "avx512_core";
+    case dnnl::cpu_isa::avx2_vnni:
+      return "avx2_vnni";
+    case dnnl::cpu_isa::avx2:
+      return "avx2";
+    case dnnl::cpu_isa::avx:
+      return "avx";
+    case dnnl::cpu_isa::sse41:
+      return "sse41";
+    default:
+      return "other";
   }
 }
 
@@ -209,28 +242,30 @@ Tensor DnnlContext::conv2d(const Tensor& x0, const Tensor& w, const Tensor& bias
   const ddt cdt = bf16 ? ddt::bf16 : ddt::f32;
   const DType out_dt = x.dtype();  // f32 or bf16 here
   const int64_t g = p.groups, o = w.dim(0);
-  const dims wdims = g == 1 ? dims{o, w.dim(1), w.dim(2), w.dim(3)} : dims{g, o / g, w.dim(1), w.dim(2), w.dim(3)};
+  const dims wdims =
+      g == 1 ? dims{o, w.dim(1), w.dim(2), w.dim(3)} : dims{g, o / g, w.dim(1), w.dim(2), w.dim(3)};
   const std::string key = conv_key(x, w, bias0.defined(), p, winograd_max_weight_bytes_);
   auto it = m.convs.find(key);
   if (it == m.convs.end()) {
     ConvEntry e;
-    // Activation layout: oneDNN's choice (nhwc for its brgconv kernels), except on large images (64x64 and up)
-    // where nChw16c with the jit kernels is 4-7% faster here (cheaper reorders from / to our nchw).
+    // Activation layout: oneDNN's choice (nhwc for its brgconv kernels), except on large images (64x64 and
+    // up) where nChw16c with the jit kernels is 4-7% faster here (cheaper reorders from / to our nchw).
     const dtag act_tag = x.dim(2) * x.dim(3) >= 64 * 64 ? dtag::nChw16c : dtag::any;
-    const dnnl::memory::desc b_md = bias0.defined() ? dnnl::memory::desc({o}, ddt::f32, dtag::a) : dnnl::memory::desc();
+    const dnnl::memory::desc b_md =
+        bias0.defined() ? dnnl::memory::desc({o}, ddt::f32, dtag::a) : dnnl::memory::desc();
     auto make_pd = [&](dnnl::algorithm alg, ddt compute, ddt dst_dt) {
       const dnnl::memory::desc src_md(to_dims(x.shape()), compute, act_tag);
       const dnnl::memory::desc w_md(wdims, compute, dtag::any);
       const dnnl::memory::desc dst_md(to_dims(out_shape), dst_dt, act_tag);
-      const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, alg, src_md, w_md, b_md, dst_md,
-                                              {p.stride_h, p.stride_w}, {p.dilation_h - 1, p.dilation_w - 1},
-                                              {p.pad_top, p.pad_left}, {p.pad_bottom, p.pad_right});
+      const dnnl::convolution_forward::desc d(
+          dnnl::prop_kind::forward_inference, alg, src_md, w_md, b_md, dst_md, {p.stride_h, p.stride_w},
+          {p.dilation_h - 1, p.dilation_w - 1}, {p.pad_top, p.pad_left}, {p.pad_bottom, p.pad_right});
       return dnnl::convolution_forward::primitive_desc(d, make_attr(p.act, 1.0f), m.eng);
     };
-    // 3x3 stride-1 convolutions: oneDNN's f32 Winograd F(4x4, 3x3) (about 3x fewer multiplications; here faster
-    // than bf16 direct convolution too, so bf16 inputs use it as well, widened exactly to f32) when oneDNN has it
-    // for this CPU and the f32 weights are small enough (winograd_max_weight_bytes) for their transformed copy,
-    // 4x their f32 size, to be cached.
+    // 3x3 stride-1 convolutions: oneDNN's f32 Winograd F(4x4, 3x3) (about 3x fewer multiplications; here
+    // faster than bf16 direct convolution too, so bf16 inputs use it as well, widened exactly to f32) when
+    // oneDNN has it for this CPU and the f32 weights are small enough (winograd_max_weight_bytes) for their
+    // transformed copy, 4x their f32 size, to be cached.
     const bool wino = g == 1 && w.dim(2) == 3 && w.dim(3) == 3 && p.stride_h == 1 && p.stride_w == 1 &&
                       p.dilation_h == 1 && p.dilation_w == 1 &&
                       static_cast<double>(w.numel()) * 4 <= static_cast<double>(winograd_max_weight_bytes_);
@@ -269,8 +304,10 @@ Tensor DnnlContext::conv2d(const Tensor& x0, const Tensor& w, const Tensor& bias
     src = dnnl::memory(e.pd.src_desc(), m.eng, m.src_scratch.get(e.pd.src_desc().get_size()));
     e.src_r.execute(m.strm, user_src, src);
   }
-  if (e.reorder_dst) dst = dnnl::memory(e.pd.dst_desc(), m.eng, m.dst_scratch.get(e.pd.dst_desc().get_size()));
-  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wmem}, {DNNL_ARG_DST, dst}};
+  if (e.reorder_dst)
+    dst = dnnl::memory(e.pd.dst_desc(), m.eng, m.dst_scratch.get(e.pd.dst_desc().get_size()));
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wmem}, {DNNL_ARG_DST, dst}};
   Tensor bias;
   if (bias0.defined()) {
     bias = to_contiguous(bias0, DType::F32);
@@ -301,9 +338,11 @@ Tensor DnnlContext::linear(const Tensor& x0, const Tensor& w, const Tensor& bias
     LinearEntry e;
     const dnnl::memory::desc src_md({mrows, k}, to_dnnl(cdt), dtag::ab);
     const dnnl::memory::desc w_md({k, n}, to_dnnl(cdt), dtag::any);
-    const dnnl::memory::desc b_md = bias0.defined() ? dnnl::memory::desc({1, n}, ddt::f32, dtag::ab) : dnnl::memory::desc();
+    const dnnl::memory::desc b_md =
+        bias0.defined() ? dnnl::memory::desc({1, n}, ddt::f32, dtag::ab) : dnnl::memory::desc();
     const dnnl::memory::desc dst_md({mrows, n}, to_dnnl(out_dt), dtag::ab);
-    e.pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_md, b_md, dst_md), make_attr(act, 1.0f), m.eng);
+    e.pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_md, b_md, dst_md), make_attr(act, 1.0f),
+                                        m.eng);
     e.prim = dnnl::matmul(e.pd);
     it = m.linears.emplace(key, std::move(e)).first;
   }
@@ -324,7 +363,8 @@ Tensor DnnlContext::linear(const Tensor& x0, const Tensor& w, const Tensor& bias
   return restore_f16(out, x0);
 }
 
-Tensor DnnlContext::matmul(const Tensor& a0, const Tensor& b0, bool trans_b, float alpha, const Shape& out_shape) {
+Tensor DnnlContext::matmul(const Tensor& a0, const Tensor& b0, bool trans_b, float alpha,
+                           const Shape& out_shape) {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lock(m.mu);
   const bool bf16 = a0.dtype() == DType::BF16 || b0.dtype() == DType::BF16;

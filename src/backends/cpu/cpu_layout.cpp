@@ -31,8 +31,8 @@ void upsample_rows(const char* src, char* dst, int64_t nc, int64_t h, int64_t w,
 
 Tensor CpuBackend::upsample_nearest(const Tensor& x0, int64_t out_h, int64_t out_w) {
   ref::check_float(x0, "upsample_nearest", "x");
-  A2F_CHECK(x0.ndim() == 4 && out_h > 0 && out_w > 0, "upsample_nearest: x ", x0.desc(), " to ", out_h, "x", out_w,
-            " (expected x [N, C, H, W] and a positive size)");
+  A2F_CHECK(x0.ndim() == 4 && out_h > 0 && out_w > 0, "upsample_nearest: x ", x0.desc(), " to ", out_h, "x",
+            out_w, " (expected x [N, C, H, W] and a positive size)");
   const Tensor x = x0.contiguous();
   const int64_t nc = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
   A2F_CHECK(h > 0 && w > 0, "upsample_nearest: empty input ", x.desc());

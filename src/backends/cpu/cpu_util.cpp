@@ -15,10 +15,11 @@ void gather(const char* src, int64_t stride, char* dst, int64_t n) {
   T* d = reinterpret_cast<T*>(dst);
   for (int64_t i = 0; i < n; ++i) d[i] = s[i * stride];
 }
-// A transpose-like copy: the innermost dimension (length n_in, source stride s_in) and dimension k (length n_k,
-// source stride 1, destination stride d_k) are copied in 32 x 32 tiles so both sides stay in cache.
+// A transpose-like copy: the innermost dimension (length n_in, source stride s_in) and dimension k (length
+// n_k, source stride 1, destination stride d_k) are copied in 32 x 32 tiles so both sides stay in cache.
 template <class T>
-void transpose_tiles(const char* src, char* dst, const Shape& shape, const std::vector<int64_t>& strides, int k) {
+void transpose_tiles(const char* src, char* dst, const Shape& shape, const std::vector<int64_t>& strides,
+                     int k) {
   const int nd = static_cast<int>(shape.size());
   std::vector<int64_t> dstr(nd);
   int64_t acc = 1;
@@ -57,7 +58,8 @@ void transpose_tiles(const char* src, char* dst, const Shape& shape, const std::
 }  // namespace
 
 void copy_strided(const Tensor& src, Tensor& dst) {
-  A2F_CHECK(dst.is_contiguous() && src.shape() == dst.shape(), "copy_strided: ", src.desc(), " -> ", dst.desc());
+  A2F_CHECK(dst.is_contiguous() && src.shape() == dst.shape(), "copy_strided: ", src.desc(), " -> ",
+            dst.desc());
   const int64_t total = src.numel();
   if (total == 0) return;
   const DType st = src.dtype(), dt = dst.dtype();
@@ -88,8 +90,10 @@ void copy_strided(const Tensor& src, Tensor& dst) {
   if (st == dt && istride != 1 && (es == 4 || es == 2)) {
     for (int k = nd - 2; k >= 0; --k) {
       if (strides[k] != 1) continue;
-      if (es == 4) transpose_tiles<uint32_t>(sp, dp, shape, strides, k);
-      else transpose_tiles<uint16_t>(sp, dp, shape, strides, k);
+      if (es == 4)
+        transpose_tiles<uint32_t>(sp, dp, shape, strides, k);
+      else
+        transpose_tiles<uint16_t>(sp, dp, shape, strides, k);
       return;
     }
   }
@@ -127,7 +131,9 @@ Tensor to_contiguous(const Tensor& t, DType dt) {
   return out;
 }
 
-Tensor to_f32_contiguous(const Tensor& t) { return to_contiguous(t, DType::F32); }
+Tensor to_f32_contiguous(const Tensor& t) {
+  return to_contiguous(t, DType::F32);
+}
 
 Tensor from_f32_result(const Tensor& t, DType dtype) {
   if (dtype == DType::F32) return t;

@@ -35,7 +35,8 @@ Tensor RefBackend::conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, 
               for (int64_t kx = 0; kx < kw; ++kx) {
                 const int64_t ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
                 if (ix < 0 || ix >= wd) continue;
-                acc += double(xv[((in * c + xc) * h + iy) * wd + ix]) * wv[((oc * cg + ic) * kh + ky) * kw + kx];
+                acc +=
+                    double(xv[((in * c + xc) * h + iy) * wd + ix]) * wv[((oc * cg + ic) * kh + ky) * kw + kx];
               }
             }
           }
@@ -91,7 +92,8 @@ Tensor RefBackend::matmul(const Tensor& a, const Tensor& b, bool trans_b, float 
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) {
         double acc = 0;
-        for (int64_t t = 0; t < k; ++t) acc += double(pa[i * k + t]) * (trans_b ? pb[j * k + t] : pb[t * n + j]);
+        for (int64_t t = 0; t < k; ++t)
+          acc += double(pa[i * k + t]) * (trans_b ? pb[j * k + t] : pb[t * n + j]);
         out[(bi * m + i) * n + j] = static_cast<float>(alpha * acc);
       }
   }
