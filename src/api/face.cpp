@@ -145,17 +145,21 @@ std::unique_ptr<FaceAnalyzer> FaceAnalyzer::create(const FaceAnalyzerOptions& op
 }
 
 std::string no_face_message(const std::string& source) {
-  return a2f::cat("no face found in ", source.empty() ? std::string("the image") : a2f::cat("'", source, "'"),
-                  ". The face detector needs some margin around the face: use a photo that shows the whole head "
-                  "with some background around it (tight crops often fail), or a larger, sharper photo");
+  return a2f::cat(
+      "no face found in ", source.empty() ? std::string("the image") : a2f::cat("'", source, "'"),
+      ". The face detector needs some margin around the face: use a photo that shows the whole head "
+      "with some background around it (tight crops often fail), or a larger, sharper photo");
 }
 
 CombineMethod parse_combine_method(const std::string& s) {
   return wrap([&] {
     switch (a2f::face::combine_method_parse(s)) {
-      case a2f::face::CombineMethod::Median: return CombineMethod::Median;
-      case a2f::face::CombineMethod::TrimmedMean: return CombineMethod::TrimmedMean;
-      case a2f::face::CombineMethod::Mean: break;
+      case a2f::face::CombineMethod::Median:
+        return CombineMethod::Median;
+      case a2f::face::CombineMethod::TrimmedMean:
+        return CombineMethod::TrimmedMean;
+      case a2f::face::CombineMethod::Mean:
+        break;
     }
     return CombineMethod::Mean;
   });
@@ -218,7 +222,8 @@ void dump_face_result(const FaceResult& r, const std::string& dir) {
     A2F_CHECK(!ec, "cannot create the dump folder '", dir, "': ", ec.message());
     const std::filesystem::path d(dir);
     if (!r.det_blob.empty()) {
-      a2f::npy_write(d / "det_blob.npy", a2f::Tensor::from_data(r.det_blob_shape, r.det_blob));  // [1, 3, S, S]
+      a2f::npy_write(d / "det_blob.npy",
+                     a2f::Tensor::from_data(r.det_blob_shape, r.det_blob));  // [1, 3, S, S]
     }
     if (r.chosen >= 0) {
       const auto side = static_cast<int64_t>(std::lround(std::sqrt(double(r.aligned_bgr.size()) / 3.0)));

@@ -1,7 +1,8 @@
 // A small ONNX interpreter for the op subset of insightface's exported models (SCRFD-10G-bnkps, ArcFace
-// IResNet): Conv, BatchNormalization, PRelu, Relu, Sigmoid, Add/Sub/Mul/Div, MaxPool, AveragePool (ceil_mode),
-// Resize/Upsample nearest, Gemm, Flatten, Transpose, Reshape, Concat, Identity and the int64 shape subgraph
-// (Shape, Gather, Unsqueeze, Squeeze, Slice, Cast, Constant). Float work runs on an a2f::Backend.
+// IResNet): Conv, BatchNormalization, PRelu, Relu, Sigmoid, Add/Sub/Mul/Div, MaxPool, AveragePool
+// (ceil_mode), Resize/Upsample nearest, Gemm, Flatten, Transpose, Reshape, Concat, Identity and the int64
+// shape subgraph (Shape, Gather, Unsqueeze, Squeeze, Slice, Cast, Constant). Float work runs on an
+// a2f::Backend.
 //
 // Loading checks every node: an unknown op type, domain or attribute is an error naming the node. Inputs and
 // outputs are taken in graph order; shapes are computed at run time (declared output shapes are ignored:
