@@ -141,7 +141,7 @@ void OnnxGraph::Impl::compile(OnnxModel& m) {
       mark(id);
     }
     // Fold nodes whose inputs are all known now (Constant, shape arithmetic on initializers).
-    if (all_const && node.op_type != "Shape") {
+    if (all_const) {
       std::vector<Tensor> args;
       for (size_t k = 0; k < st.in.size(); ++k)
         args.push_back(st.in[k] < 0 ? Tensor() : host_consts[st.in[k]]);
@@ -249,6 +249,9 @@ const std::vector<std::string>& OnnxGraph::node_names() const {
 }
 std::map<std::string, int> OnnxGraph::op_counts() const {
   return impl_->op_counts;
+}
+Backend& OnnxGraph::backend() const {
+  return *impl_->be;
 }
 const std::string& OnnxGraph::source() const {
   return impl_->source;

@@ -46,6 +46,7 @@ class OnnxGraph {
   const std::vector<std::string>& node_names() const;  // every node of the file, in file order
   std::map<std::string, int> op_counts() const;        // op_type -> count, of the file's nodes
   const std::string& source() const;
+  Backend& backend() const;  // the backend the graph runs on (outputs live on its device)
   int64_t opset() const;
 
   // Called with (value name, tensor) for every value a node produces during run() (debug dumps).

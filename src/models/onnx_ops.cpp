@@ -567,12 +567,13 @@ Kernel compile_gemm(const NodeInfo& info, Backend& be) {
   // The common exported form (transB = 1, alpha = beta = 1, C of shape [N]) is a Linear layer.
   WeightSlot w, c;
   const Tensor* b_const = info.const_input(1);
-  bool as_linear = !trans_a && alpha == 1.0f && (beta == 1.0f || !has_c) && b_const != nullptr;
-  if (has_c && info.const_input(2) && info.const_input(2)->ndim() > 1) {
+  bool as_linear = !trans_a && alpha == 1.0f && (beta == 1.0f || !has_c) && b_const != nullptr &&
+                   b_const->ndim() == 2 && dtype_is_float(b_const->dtype());
+  if (as_linear && has_c) {
+    // C must be a constant bias of N values laid out as [N] or [1, N].
     const Tensor* ct = info.const_input(2);
-    as_linear = as_linear && ct->numel() == ct->dim(-1);
-  } else if (has_c && !info.const_input(2)) {
-    as_linear = false;
+    const int64_t n = trans_b ? b_const->dim(0) : b_const->dim(1);
+    as_linear = ct != nullptr && ct->ndim() >= 1 && ct->numel() == n && ct->dim(-1) == n;
   }
   if (as_linear) {
     A2F_CHECK(b_const->ndim() == 2, info.where, ": B ", b_const->desc(), " must be 2-D");

@@ -232,7 +232,8 @@ std::vector<Face> ScrfdDetector::detect(const Image8& bgr, DetectDebug* debug) {
   const Letterbox lb = letterbox_params(bgr.width, bgr.height, input_w_, input_h_);
   Image8 canvas = letterbox_image(bgr, lb, input_w_, input_h_);
   Tensor blob = image_blob(canvas, 127.5f, 128.0f);  // [1, 3, H, W]
-  std::vector<Tensor> outs = graph_->run({blob});
+  std::vector<Tensor> outs = graph_->run({graph_->backend().to_device(blob)});
+  for (Tensor& o : outs) o = graph_->backend().to_host(o);
   if (debug) {
     debug->letterbox = lb;
     debug->blob = blob;
