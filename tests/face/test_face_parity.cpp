@@ -120,10 +120,10 @@ TEST(FaceParity, AllFixtureImagesCpuBackend) {
   for (const auto& stem : test::face_fixture_stems()) check_image(fa, stem, {});
 }
 
-TEST(FaceParity, RefBackendTwoImages) {
+TEST(FaceParity, RefBackendOneImage) {
   auto be = make_ref_backend();
   FaceAnalysis fa(mini_options(), *be);
-  for (const char* stem : {"s03_300x400", "s11_blank_320x240"}) check_image(fa, stem, {});
+  check_image(fa, "s03_300x400", {});  // the scalar reference kernels: one image keeps the test short
 }
 
 TEST(FaceParity, AlignedCropFromReferenceKeypoints) {
