@@ -30,7 +30,7 @@ struct FaceAnalyzerOptions {
   std::string antelope_dir;     // folder with scrfd_10g_bnkps.onnx or det_10g.onnx, and arcface.onnx
   std::string detector_path;    // explicit files override the folder
   std::string recognizer_path;  // (glintr100.onnx is never picked up in place of arcface.onnx)
-  std::string backend = "cpu";  // "cpu" or "ref"
+  std::string backend = "cpu";  // "cpu" or "ref" ("cuda": not yet)
   int threads = 0;              // 0: all cores
   int det_size = 640;           // detector input (insightface det_size)
   float det_thresh = 0.5f;

@@ -6,10 +6,8 @@
 #include <filesystem>
 #include <mutex>
 
-#include "backends/cpu/cpu_backend.h"
-#include "backends/ref/ref_backend.h"
+#include "api/backend_factory.h"
 #include "core/error.h"
-#include "core/parallel.h"
 #include "io/image.h"
 #include "io/npy.h"
 #include "pipeline/face/analysis.h"
@@ -18,12 +16,6 @@
 namespace arc2face {
 
 namespace {
-
-std::unique_ptr<a2f::Backend> make_face_backend(const std::string& name) {
-  if (name == "cpu") return a2f::make_cpu_backend();
-  if (name == "ref") return a2f::make_ref_backend();
-  a2f::fail("backend '", name, "' is not available for face analysis (use cpu or ref)");
-}
 
 FaceResult to_result(const a2f::face::Analysis& a, const std::string& source) {
   FaceResult r;
@@ -56,8 +48,7 @@ class FaceAnalyzerImpl final : public FaceAnalyzer {
               " must be a multiple of 32 between 64 and 4096");
     A2F_CHECK(o.det_thresh > 0.0f && o.det_thresh < 1.0f, "det_thresh ", o.det_thresh, " must be in (0, 1)");
     A2F_CHECK(o.max_image_pixels > 0, "max_image_pixels must be positive");
-    if (o.threads > 0) a2f::set_num_threads(o.threads);
-    backend_ = make_face_backend(o.backend);
+    backend_ = a2f::make_backend(o.backend, o.threads);
     a2f::face::AnalysisOptions ao;
     ao.antelope_dir = o.antelope_dir;
     ao.detector = o.detector_path;
