@@ -126,9 +126,10 @@ void Server::Impl::install_routes() {
   s.set_keep_alive_timeout(opt.keep_alive_timeout_s);
   s.set_keep_alive_max_count(100);
   // SO_REUSEADDR only: httplib's default SO_REUSEPORT would let a second server silently share the port.
-  s.set_socket_options([](socket_t sock) {
+  s.set_socket_options([this](socket_t sock) {
     int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listen_fd = sock;
   });
   s.set_default_headers({{"X-Content-Type-Options", "nosniff"}, {"Referrer-Policy", "no-referrer"}});
 
@@ -226,6 +227,9 @@ int Server::Impl::start() {
     throw arc2face::Error("cannot listen on " + opt.host + ":" + std::to_string(opt.port) + ": " +
                           std::strerror(errno) + " (is the port in use, or the host not an address of this machine?)");
   }
+  // This httplib was built with a listen backlog of 5: a burst of connections overflows it, and the dropped
+  // handshakes come back a second or more later (clients time out). listen() again raises the backlog.
+  if (listen_fd >= 0) ::listen(listen_fd, SOMAXCONN);
   listener = std::thread([this] { http.listen_after_bind(); });
   // stop() only works once the listen loop runs; the socket already accepts connections meanwhile.
   for (int i = 0; i < 5000 && !http.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));

@@ -72,6 +72,7 @@ struct Server::Impl {
   httplib::Server http;
   std::thread listener;
   int port = -1;
+  int listen_fd = -1;  // captured when httplib creates the listening socket
   bool started = false, stopped = false;
   std::atomic<int> event_streams{0};
 };
