@@ -6,6 +6,7 @@
 namespace a2f_cli {
 
 // (one line per subcommand: void register_<name>(CLI::App& app);)
+void register_info(CLI::App& app);
 void register_serve(CLI::App& app);
 
 }  // namespace a2f_cli

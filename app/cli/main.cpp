@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   CLI::App app{"arc2face.cpp: ID-conditioned face generation (Arc2Face) in native C++"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "arc2face.cpp 0.1.0");
+  a2f_cli::register_info(app);
   a2f_cli::register_serve(app);
   try {
     app.parse(argc, argv);

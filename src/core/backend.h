@@ -73,6 +73,10 @@ class Backend {
   virtual void synchronize() {}
   // Prepares a weight for repeated use (dtype conversion, backend layout). Default: converted copy if needed.
   virtual Tensor prepare_weight(const Tensor& w, DType dtype);
+  // Backends may cache weights in their own layout, keyed by the weight's storage (CPU: oneDNN-reordered conv
+  // weights). Call this after changing a weight's values in place (e.g. fusing a LoRA into it) and when
+  // unloading a model; it drops every such cache.
+  virtual void release_caches() {}
 
   // --- Dense ---
   // x [N, C, H, W], w [O, C/groups, kh, kw], bias [O] -> [N, O, Ho, Wo]

@@ -2,6 +2,7 @@
 // allows. Formats: safetensors, PyTorch zip pickles (.bin/.pt/.ckpt) read by a safe unpickler that accepts
 // only the globals a state dict needs and never executes code.
 #pragma once
+#include <cstddef>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -17,5 +18,10 @@ using StateDict = std::map<std::string, Tensor>;
 StateDict load_state_dict(const std::filesystem::path& path);
 StateDict load_safetensors(const std::filesystem::path& path);
 StateDict load_torch_checkpoint(const std::filesystem::path& path);
+
+// File formats recognised from their first bytes (the dispatch used by load_state_dict and `arc2face info`).
+enum class FileFormat { Unknown, Safetensors, TorchZip, TorchLegacy, Npy };
+FileFormat detect_file_format(const void* data, size_t size);
+const char* file_format_name(FileFormat f);
 
 }  // namespace a2f

@@ -1,0 +1,59 @@
+// The fast CPU backend: oneDNN (libdnnl, OpenMP runtime) for conv2d / linear / matmul with fused bias and
+// activation, f32 or bf16 compute (bf16 when a weight or activation is bf16); own multi-threaded, vectorised
+// kernels for norms, softmax, elementwise ops and a memory-efficient fused attention. Everything it does not
+// override comes from RefBackend.
+#pragma once
+#include <memory>
+
+#include "backends/cpu/cpu_kernels.h"
+#include "backends/ref/ref_backend.h"
+
+namespace a2f {
+
+namespace cpu {
+class DnnlContext;
+}
+
+class CpuBackend : public RefBackend {
+ public:
+  // `kernels` selects the ISA of our own kernels (default: the best the CPU has, or $A2F_CPU_ISA).
+  explicit CpuBackend(const cpu::Kernels* kernels = nullptr);
+  ~CpuBackend() override;
+  std::string name() const override;
+  void release_caches() override;
+
+  Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) override;
+  Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, Act act = Act::None) override;
+  Tensor matmul(const Tensor& a, const Tensor& b, bool trans_b = false, float alpha = 1.0f) override;
+
+  Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) override;
+  Tensor scale(const Tensor& x, float alpha, float beta = 0.0f) override;
+  Tensor unary(Act act, const Tensor& x) override;
+  Tensor geglu(const Tensor& x) override;
+
+  Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps,
+                    Act act = Act::None) override;
+  Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) override;
+  Tensor softmax(const Tensor& x) override;
+
+  Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p) override;
+
+  Tensor upsample_nearest(const Tensor& x, int64_t out_h, int64_t out_w) override;
+  Tensor concat(const std::vector<Tensor>& xs, int dim) override;
+  Tensor slice(const Tensor& x, int dim, int64_t start, int64_t end, int64_t step = 1) override;
+  Tensor permute(const Tensor& x, const std::vector<int>& perm) override;
+  Tensor cast(const Tensor& x, DType dtype) override;
+
+  const cpu::Kernels& kernels() const { return *k_; }
+
+ private:
+  const cpu::Kernels* k_;
+  std::unique_ptr<cpu::DnnlContext> dnnl_;
+};
+
+// The CPU backend with the best kernels for this CPU (or those named by $A2F_CPU_ISA).
+std::unique_ptr<Backend> make_cpu_backend();
+// The CPU backend with our kernels for one ISA; throws a2f::Error when the CPU lacks it (tests use this).
+std::unique_ptr<Backend> make_cpu_backend(cpu::Isa isa);
+
+}  // namespace a2f

@@ -1,0 +1,59 @@
+// The CPU backend's inner kernels on contiguous f32 arrays, one table per instruction set. The same portable
+// source (cpu_kernels_impl.h) is compiled once per ISA (cpu_kernels_{generic,avx2,avx512}.cpp get their -m
+// flags from cmake/a2f.cmake); the AVX-512 table also holds hand-written microkernels. The table is chosen at
+// run time from what the CPU supports (__builtin_cpu_supports), so one binary runs everywhere.
+//
+// ISA translation units expose only this C-style table: no std templates or other inline code shared with
+// the rest of the program is instantiated there (the linker could otherwise pick an AVX-512 copy of it).
+#pragma once
+#include <cstdint>
+
+#include "core/backend.h"
+
+namespace a2f::cpu {
+
+enum class Isa : uint8_t { Generic, Avx2, Avx512 };
+
+struct Kernels {
+  Isa isa;
+  const char* name;
+  // y = act(x), n elements (y may alias x).
+  void (*act)(Act act, const float* x, float* y, int64_t n);
+  // y = act((x - shift) * mul + add) (y may alias x).
+  void (*affine_act)(const float* x, float* y, int64_t n, float shift, float mul, float add, Act act);
+  // Elementwise over n: both arrays, a array with b scalar, a scalar with b array.
+  void (*binary_vv)(BinaryOp op, const float* a, const float* b, float* y, int64_t n);
+  void (*binary_vs)(BinaryOp op, const float* a, float b, float* y, int64_t n);
+  void (*binary_sv)(BinaryOp op, float a, const float* b, float* y, int64_t n);
+  // Mean and biased variance of n values (two passes, f32 with several partial sums).
+  void (*mean_var)(const float* x, int64_t n, float* mean, float* var);
+  // (x - mean) * rstd * gamma + beta over one row; gamma / beta may be null.
+  void (*layer_norm_row)(const float* x, float* y, int64_t n, const float* gamma, const float* beta, float eps);
+  void (*softmax_row)(const float* x, float* y, int64_t n);
+  // y[j] = x[j] * gelu_erf(x[h + j]), j < h.
+  void (*geglu_row)(const float* x, float* y, int64_t h);
+
+  // Attention tiles (flash-style). s[r][c] = sum_t q[r][t] * kt[t][c] for r < rows, c < cols (cols a multiple
+  // of 16; kt is K transposed, ld = its row length).
+  void (*qk_tile)(const float* q, int64_t ldq, const float* kt, int64_t ldk, float* s, int64_t lds, int64_t rows,
+                  int64_t cols, int64_t d);
+  // One online-softmax step on a row of scores: m = max(m, max s); s = exp(s - m); l = l * c + sum s, where
+  // c = exp(m_old - m) is returned (the factor the row's partial output must be scaled by).
+  float (*softmax_online)(float* s, int64_t n, float* m, float* l);
+  // o[r][c] = o[r][c] * corr[r] + sum_j p[r][j] * v[j][c] for r < rows, c < dv (dv a multiple of 16).
+  void (*pv_tile)(const float* p, int64_t ldp, const float* v, int64_t ldv, float* o, int64_t ldo, const float* corr,
+                  int64_t rows, int64_t keys, int64_t dv);
+};
+
+const Kernels* kernels_generic();
+const Kernels* kernels_avx2();    // only call when the CPU has AVX2 + FMA
+const Kernels* kernels_avx512();  // only call when the CPU has AVX-512 F/BW/VL/DQ
+
+bool isa_supported(Isa isa);
+const char* isa_name(Isa isa);
+// The best table this CPU supports, or the one named by the environment variable A2F_CPU_ISA
+// (generic / avx2 / avx512) when it is set.
+const Kernels* kernels_best();
+const Kernels* kernels_for(Isa isa);  // throws a2f::Error when the CPU lacks it
+
+}  // namespace a2f::cpu

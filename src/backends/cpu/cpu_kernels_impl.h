@@ -1,0 +1,265 @@
+// Portable implementations of the kernel table (cpu_kernels.h), written as plain loops the compiler vectorises
+// for the ISA of the including translation unit. Include only from cpu_kernels_<isa>.cpp after defining
+// A2F_CPU_ISA (the namespace). Everything here has internal linkage and uses no std templates (see
+// cpu_kernels.h for why).
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "backends/cpu/cpu_kernels.h"
+
+#ifndef A2F_CPU_ISA
+#error "define A2F_CPU_ISA before including cpu_kernels_impl.h"
+#endif
+
+namespace a2f::cpu::A2F_CPU_ISA {
+namespace {
+
+inline float fmax_(float a, float b) { return a > b ? a : b; }
+inline float fmin_(float a, float b) { return a < b ? a : b; }
+
+// e^x to ~2 ulp: x = n ln2 + r, |r| <= ln2/2, e^r by its degree-7 Taylor polynomial (truncation 5e-9),
+// 2^n built in the exponent bits. Inputs below -87 give 0 (e^-87 = 1.6e-38, the edge of the normal
+// range); inputs above 88 are clamped (e^88 = 1.65e38).
+inline float exp_(float x) {
+  const float xc = fmin_(fmax_(x, -87.0f), 88.0f);
+  const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const float nf = (xc * 1.44269504088896341f + shifter) - shifter;
+  const float r = (xc - nf * 0.693145751953125f) - nf * 1.42860682030941723e-6f;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(nf) + 127) << 23;
+  const float scale = __builtin_bit_cast(float, bits);
+  return x < -87.0f ? 0.0f : p * scale;
+}
+
+// erf to ~1.5e-7 absolute: |z| < 1: z P(z^2); 1 <= |z| < 4: 1 - e^{-z^2} R(1/z) (R fits erfc(z) e^{z^2});
+// |z| >= 4: 1. Coefficients: least-squares fits on Chebyshev nodes (numpy), made for this project.
+inline float erf_(float z) {
+  const float a = z < 0.0f ? -z : z;
+  const float t = a * a;
+  float p = 7.933493901636217e-05f;
+  p = p * t - 0.0008034846654275703f;
+  p = p * t + 0.005191218377892595f;
+  p = p * t - 0.02685539945238852f;
+  p = p * t + 0.11283625725095256f;
+  p = p * t - 0.3761262987767697f;
+  p = p * t + 1.1283791665931542f;
+  const float small = a * p;
+  const float u = 1.0f / fmax_(a, 1.0f);
+  float q = -0.01813566914714397f;
+  q = q * u + 0.12200977554102703f;
+  q = q * u - 0.35671499615948177f;
+  q = q * u + 0.5782348999576538f;
+  q = q * u - 0.5072547916102952f;
+  q = q * u + 0.05141485684937125f;
+  q = q * u + 0.5576755451705853f;
+  q = q * u + 0.0003539744572548492f;
+  const float large = 1.0f - exp_(-t) * q;
+  const float r = a < 1.0f ? small : (a < 4.0f ? large : 1.0f);
+  return z < 0.0f ? -r : r;
+}
+
+template <Act A>
+inline float act_(float x) {
+  if constexpr (A == Act::None) return x;
+  if constexpr (A == Act::Relu) return fmax_(x, 0.0f);
+  if constexpr (A == Act::Silu) return x / (1.0f + exp_(-x));
+  if constexpr (A == Act::GeluErf) return 0.5f * x * (1.0f + erf_(x * 0.70710678118654752f));
+  if constexpr (A == Act::GeluTanh) {
+    const float y = 0.79788456080286536f * (x + 0.044715f * x * x * x);
+    const float th = 1.0f - 2.0f / (exp_(2.0f * y) + 1.0f);  // tanh(y)
+    return 0.5f * x * (1.0f + th);
+  }
+  if constexpr (A == Act::QuickGelu) return x / (1.0f + exp_(-1.702f * x));
+  if constexpr (A == Act::Sigmoid) return 1.0f / (1.0f + exp_(-x));
+  return x;
+}
+
+template <Act A>
+void act_loop(const float* x, float* y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = act_<A>(x[i]);
+}
+
+void act(Act a, const float* x, float* y, int64_t n) {
+  switch (a) {
+    case Act::None: act_loop<Act::None>(x, y, n); break;
+    case Act::Relu: act_loop<Act::Relu>(x, y, n); break;
+    case Act::Silu: act_loop<Act::Silu>(x, y, n); break;
+    case Act::GeluErf: act_loop<Act::GeluErf>(x, y, n); break;
+    case Act::GeluTanh: act_loop<Act::GeluTanh>(x, y, n); break;
+    case Act::QuickGelu: act_loop<Act::QuickGelu>(x, y, n); break;
+    case Act::Sigmoid: act_loop<Act::Sigmoid>(x, y, n); break;
+  }
+}
+
+template <Act A>
+void affine_loop(const float* x, float* y, int64_t n, float shift, float mul, float add) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = act_<A>((x[i] - shift) * mul + add);
+}
+
+void affine_act(const float* x, float* y, int64_t n, float shift, float mul, float add, Act a) {
+  switch (a) {
+    case Act::None: affine_loop<Act::None>(x, y, n, shift, mul, add); break;
+    case Act::Relu: affine_loop<Act::Relu>(x, y, n, shift, mul, add); break;
+    case Act::Silu: affine_loop<Act::Silu>(x, y, n, shift, mul, add); break;
+    case Act::GeluErf: affine_loop<Act::GeluErf>(x, y, n, shift, mul, add); break;
+    case Act::GeluTanh: affine_loop<Act::GeluTanh>(x, y, n, shift, mul, add); break;
+    case Act::QuickGelu: affine_loop<Act::QuickGelu>(x, y, n, shift, mul, add); break;
+    case Act::Sigmoid: affine_loop<Act::Sigmoid>(x, y, n, shift, mul, add); break;
+  }
+}
+
+#define A2F_BINARY_LOOPS(EXPR)                                                              \
+  switch (op) {                                                                             \
+    case BinaryOp::Add: { _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) y[i] = EXPR(+); } break; \
+    case BinaryOp::Sub: { _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) y[i] = EXPR(-); } break; \
+    case BinaryOp::Mul: { _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) y[i] = EXPR(*); } break; \
+    case BinaryOp::Div: { _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) y[i] = EXPR(/); } break; \
+  }
+
+void binary_vv(BinaryOp op, const float* a, const float* b, float* y, int64_t n) {
+#define A2F_E(OP) a[i] OP b[i]
+  A2F_BINARY_LOOPS(A2F_E)
+#undef A2F_E
+}
+void binary_vs(BinaryOp op, const float* a, float b, float* y, int64_t n) {
+#define A2F_E(OP) a[i] OP b
+  A2F_BINARY_LOOPS(A2F_E)
+#undef A2F_E
+}
+void binary_sv(BinaryOp op, float a, const float* b, float* y, int64_t n) {
+#define A2F_E(OP) a OP b[i]
+  A2F_BINARY_LOOPS(A2F_E)
+#undef A2F_E
+}
+#undef A2F_BINARY_LOOPS
+
+void mean_var(const float* x, int64_t n, float* mean, float* var) {
+  if (n <= 0) {
+    *mean = 0.0f;
+    *var = 0.0f;
+    return;
+  }
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += x[i];
+  const float m = s / static_cast<float>(n);
+  float q = 0.0f;
+#pragma omp simd reduction(+ : q)
+  for (int64_t i = 0; i < n; ++i) q += (x[i] - m) * (x[i] - m);
+  *mean = m;
+  *var = q / static_cast<float>(n);
+}
+
+void layer_norm_row(const float* x, float* y, int64_t n, const float* gamma, const float* beta, float eps) {
+  float m, v;
+  mean_var(x, n, &m, &v);
+  const float rstd = 1.0f / std::sqrt(v + eps);
+  if (gamma && beta) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - m) * rstd * gamma[i] + beta[i];
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - m) * rstd * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+  }
+}
+
+void softmax_row(const float* x, float* y, int64_t n) {
+  float m = -INFINITY;
+#pragma omp simd reduction(max : m)
+  for (int64_t i = 0; i < n; ++i) m = fmax_(m, x[i]);
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) {
+    y[i] = exp_(x[i] - m);
+    s += y[i];
+  }
+  const float inv = 1.0f / s;
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] *= inv;
+}
+
+void geglu_row(const float* x, float* y, int64_t h) {
+#pragma omp simd
+  for (int64_t j = 0; j < h; ++j) y[j] = x[j] * act_<Act::GeluErf>(x[h + j]);
+}
+
+void qk_tile(const float* q, int64_t ldq, const float* kt, int64_t ldk, float* s, int64_t lds, int64_t rows,
+             int64_t cols, int64_t d) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* sr = s + r * lds;
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) sr[c] = 0.0f;
+    for (int64_t t = 0; t < d; ++t) {
+      const float qv = q[r * ldq + t];
+      const float* kr = kt + t * ldk;
+#pragma omp simd
+      for (int64_t c = 0; c < cols; ++c) sr[c] += qv * kr[c];
+    }
+  }
+}
+
+float softmax_online(float* s, int64_t n, float* m, float* l) {
+  float mx = *m;
+#pragma omp simd reduction(max : mx)
+  for (int64_t i = 0; i < n; ++i) mx = fmax_(mx, s[i]);
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) {
+    s[i] = exp_(s[i] - mx);
+    sum += s[i];
+  }
+  const float corr = exp_(*m - mx);  // m = -inf on the first block: 0
+  *l = *l * corr + sum;
+  *m = mx;
+  return corr;
+}
+
+void pv_tile(const float* p, int64_t ldp, const float* v, int64_t ldv, float* o, int64_t ldo, const float* corr,
+             int64_t rows, int64_t keys, int64_t dv) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* orow = o + r * ldo;
+    const float cr = corr[r];
+#pragma omp simd
+    for (int64_t c = 0; c < dv; ++c) orow[c] *= cr;
+    for (int64_t j = 0; j < keys; ++j) {
+      const float pj = p[r * ldp + j];
+      const float* vr = v + j * ldv;
+#pragma omp simd
+      for (int64_t c = 0; c < dv; ++c) orow[c] += pj * vr[c];
+    }
+  }
+}
+
+}  // namespace
+
+// The portable table for this ISA.
+inline Kernels portable_kernels(Isa isa, const char* name) {
+  Kernels k{};
+  k.isa = isa;
+  k.name = name;
+  k.act = act;
+  k.affine_act = affine_act;
+  k.binary_vv = binary_vv;
+  k.binary_vs = binary_vs;
+  k.binary_sv = binary_sv;
+  k.mean_var = mean_var;
+  k.layer_norm_row = layer_norm_row;
+  k.softmax_row = softmax_row;
+  k.geglu_row = geglu_row;
+  k.qk_tile = qk_tile;
+  k.softmax_online = softmax_online;
+  k.pv_tile = pv_tile;
+  return k;
+}
+
+}  // namespace a2f::cpu::A2F_CPU_ISA

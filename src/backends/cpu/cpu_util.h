@@ -1,0 +1,14 @@
+// Helpers of the CPU backend's drivers: parallel dtype conversion and strided copies.
+#pragma once
+#include "core/tensor.h"
+
+namespace a2f::cpu {
+
+// Copies src (any strides, any dtype) into dst (contiguous, same shape; converts to dst's dtype). Parallel.
+void copy_strided(const Tensor& src, Tensor& dst);
+// t as a contiguous f32 tensor (t itself when it already is one).
+Tensor to_f32_contiguous(const Tensor& t);
+// An f32 result in the requested output dtype (t itself when dtype is f32).
+Tensor from_f32_result(const Tensor& t, DType dtype);
+
+}  // namespace a2f::cpu
