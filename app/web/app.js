@@ -126,9 +126,8 @@ async function runExample(ex) {
 // ---- photos ------------------------------------------------------------------------------------------------
 
 async function decodeForCanvas(blob) {
-  // The server reads pixels as stored (no EXIF rotation), so the boxes line up with the unrotated image.
-  try { return await createImageBitmap(blob, {imageOrientation: "none"}); } catch (_) { /* older browsers */ }
-  return await createImageBitmap(blob);
+  // Rotated by the EXIF orientation, as the server's decoder does, so that the face boxes line up.
+  return await createImageBitmap(blob, {imageOrientation: "from-image"});
 }
 
 function drawPhoto(p) {
