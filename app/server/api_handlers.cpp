@@ -1,5 +1,6 @@
 // The JSON API: POST /v1/generate, POST /v1/embed, GET/DELETE /v1/jobs/{id}, GET /v1/jobs/{id}/events (SSE),
 // GET /v1/jobs/{id}/images/{i}.png, GET /health, GET /v1/config, GET /v1/examples.
+#include <algorithm>
 #include <cmath>
 
 #include "server/codecs.h"
@@ -71,12 +72,17 @@ Server::Impl::Identity Server::Impl::identity_from_photos(const std::vector<std:
     embeddings.push_back(a.embedding);
     analyses.push_back(std::move(a));
   }
-  id.embedding = engine.combine ? engine.combine(embeddings) : mean_identity(embeddings);
-  for (const auto& a : analyses) {
+  CombinedIdentity combined = engine.combine ? engine.combine(embeddings)
+                                             : CombinedIdentity{mean_identity(embeddings), {}};
+  id.embedding = std::move(combined.embedding);
+  for (size_t i = 0; i < analyses.size(); ++i) {
+    const auto& a = analyses[i];
+    bool used = std::find(combined.dropped.begin(), combined.dropped.end(), int(i)) == combined.dropped.end();
     id.inputs.push_back({{"width", a.width},
                          {"height", a.height},
                          {"faces", faces_json(a)},
                          {"chosen", a.chosen},
+                         {"used", used},
                          {"similarity_to_identity", cosine(a.embedding, id.embedding)}});
   }
   return id;

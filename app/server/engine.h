@@ -34,13 +34,17 @@ using AnalyzePhotoFn = std::function<PhotoAnalysis(const std::string& encoded)>;
 // The L2-normalised embedding of the largest face in a generated image; nullopt when no face is detected.
 using EmbedImageFn = std::function<std::optional<std::vector<float>>(const arc2face::GeneratedImage&)>;
 // Several photos of one person → one identity.
-using CombineFn = std::function<std::vector<float>(const std::vector<std::vector<float>>&)>;
+struct CombinedIdentity {
+  std::vector<float> embedding;  // [512], L2-normalised
+  std::vector<int> dropped;      // photos left out as outliers (indices into the input)
+};
+using CombineFn = std::function<CombinedIdentity(const std::vector<std::vector<float>>&)>;
 
 struct Engine {
   GenerateFn generate;            // required
   AnalyzePhotoFn analyze_photo;   // empty: photo input is answered 501 (no face models loaded)
   EmbedImageFn embed_image;       // empty: id_similarity is null with a note
-  CombineFn combine;              // empty: the mean of the embeddings, L2-normalised
+  CombineFn combine;              // empty: the mean of the embeddings, L2-normalised, none dropped
   bool lcm_available = false;     // an LCM-LoRA is loaded: requests with "lcm": true are accepted
   nlohmann::json description = nlohmann::json::object();  // shown by GET /health (model folders, backend)
 };

@@ -192,12 +192,14 @@ async function updateIdentityNote() {
   if (!r.ok) return;
   const j = await r.json();
   ok.forEach((p, i) => {
-    const s = j.photos[i] && j.photos[i].similarity_to_identity;
-    if (s !== undefined) {
-      p.card.querySelector(".status").textContent = `face found · match ${fmt(s, 2)}`;
-    }
+    const info = j.photos[i];
+    if (!info) return;
+    p.card.querySelector(".status").textContent = info.used === false
+      ? `left out: match ${fmt(info.similarity_to_identity, 2)} (another person?)`
+      : `face found · match ${fmt(info.similarity_to_identity, 2)}`;
   });
-  note.textContent = `One identity from ${ok.length} photos (mean of their ArcFace embeddings). ` +
+  const used = j.photos.filter((x) => x.used !== false).length;
+  note.textContent = `One identity from ${used} of ${ok.length} photos (mean of their ArcFace embeddings). ` +
                      "“match” is each photo's cosine similarity to it.";
   note.hidden = false;
 }

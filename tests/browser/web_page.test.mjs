@@ -108,7 +108,7 @@ try {
   await dropFile(page, photo2, mime(photo2));
   await page.waitForFunction(() => document.querySelectorAll(".photo.ok").length === 2, null, { timeout: 60000 });
   await page.waitForSelector("#identity-note:not([hidden])");
-  check((await page.textContent("#identity-note")).includes("2 photos"), "two photos are combined into one identity");
+  check((await page.textContent("#identity-note")).includes("of 2 photos"), "two photos are combined into one identity");
   const boxed = await page.$$eval(".photo.ok canvas", (cs) => cs.every((c) => {
     // The chosen face's box is drawn in green (#2fdc6b): look for such pixels.
     const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
