@@ -1,5 +1,5 @@
-// `arc2face serve`: loads the models once and serves the web page and the JSON API (app/server) until SIGINT or
-// SIGTERM; then running work gets --shutdown-grace seconds to finish before it is cancelled.
+// `arc2face serve`: loads the models once and serves the web page and the JSON API (app/server) until SIGINT
+// or SIGTERM; then running work gets --shutdown-grace seconds to finish before it is cancelled.
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -38,8 +38,8 @@ void run_serve(ServeArgs& a) {
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  // Request bodies of up to --max-upload-mb come and go: a fixed mmap threshold returns them to the system when
-  // freed (glibc would otherwise raise the threshold and keep them in its arenas).
+  // Request bodies of up to --max-upload-mb come and go: a fixed mmap threshold returns them to the system
+  // when freed (glibc would otherwise raise the threshold and keep them in its arenas).
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
   a.server.limits.max_body_bytes = size_t(a.max_upload_mb * 1024 * 1024);
@@ -52,8 +52,9 @@ void run_serve(ServeArgs& a) {
   a2f_server::Server server(a.server, std::move(engine));
   int port = server.start();
   char buf[256];
-  std::snprintf(buf, sizeof buf, "arc2face serve: models loaded in %.1f s; listening on http://%s:%d/ (Ctrl-C stops)",
-                load_s, a.server.host.c_str(), port);
+  std::snprintf(buf, sizeof buf,
+                "arc2face serve: models loaded in %.1f s; listening on http://%s:%d/ (Ctrl-C stops)", load_s,
+                a.server.host.c_str(), port);
   log_line(buf);
 
   int sig = 0;
@@ -69,8 +70,10 @@ void run_serve(ServeArgs& a) {
 void register_serve(CLI::App& app) {
   auto args = std::make_shared<ServeArgs>();
   auto& a = *args;
-  CLI::App* cmd = app.add_subcommand("serve", "Web page and HTTP API: load the models once, serve generations");
-  cmd->add_option("--host", a.server.host, "Address to listen on (0.0.0.0: every interface)")->capture_default_str();
+  CLI::App* cmd =
+      app.add_subcommand("serve", "Web page and HTTP API: load the models once, serve generations");
+  cmd->add_option("--host", a.server.host, "Address to listen on (0.0.0.0: every interface)")
+      ->capture_default_str();
   cmd->add_option("--port", a.server.port, "Port (0: any free port)")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
@@ -106,7 +109,8 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--http-threads", a.server.http_threads, "Connections served at once")
       ->check(CLI::Range(2, 1024))
       ->capture_default_str();
-  cmd->add_option("--shutdown-grace", a.shutdown_grace_s, "Seconds the running job may take to finish on stop")
+  cmd->add_option("--shutdown-grace", a.shutdown_grace_s,
+                  "Seconds the running job may take to finish on stop")
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
   cmd->add_flag("--quiet", a.quiet, "No request log on stderr");

@@ -12,7 +12,9 @@ namespace {
 
 using nlohmann::json;
 
-std::string photo_label(size_t i, size_t n) { return n == 1 ? "the photo" : "photo " + std::to_string(i + 1); }
+std::string photo_label(size_t i, size_t n) {
+  return n == 1 ? "the photo" : "photo " + std::to_string(i + 1);
+}
 
 std::string megapixels(int64_t px) {
   char buf[32];
@@ -28,15 +30,18 @@ json faces_json(const PhotoAnalysis& a) {
   return faces;
 }
 
-json nullable(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
+json nullable(const std::string& s) {
+  return s.empty() ? json(nullptr) : json(s);
+}
 
 }  // namespace
 
 Server::Impl::Identity Server::Impl::identity_from_photos(const std::vector<std::string>& photos) {
   if (!engine.analyze_photo) {
-    throw ApiError(501, "no_face_analysis",
-                   "this server was started without face models (--face-models DIR), so it cannot read photos; "
-                   "send an id_embedding (512 numbers) instead");
+    throw ApiError(
+        501, "no_face_analysis",
+        "this server was started without face models (--face-models DIR), so it cannot read photos; "
+        "send an id_embedding (512 numbers) instead");
   }
   Identity id;
   std::vector<std::vector<float>> embeddings;
@@ -44,7 +49,8 @@ Server::Impl::Identity Server::Impl::identity_from_photos(const std::vector<std:
   for (size_t i = 0; i < photos.size(); ++i) {
     auto info = sniff_image(photos[i]);
     if (!info) {
-      throw ApiError(415, "unsupported_image", photo_label(i, photos.size()) + " is not a PNG, JPEG or WebP image");
+      throw ApiError(415, "unsupported_image",
+                     photo_label(i, photos.size()) + " is not a PNG, JPEG or WebP image");
     }
     if (info->width <= 0 || info->height <= 0) {
       throw ApiError(400, "invalid_image", photo_label(i, photos.size()) + " has no pixels");
@@ -65,15 +71,16 @@ Server::Impl::Identity Server::Impl::identity_from_photos(const std::vector<std:
       throw ApiError(400, "invalid_image", photo_label(i, photos.size()) + " could not be read: " + e.what());
     }
     if (a.chosen < 0 || a.embedding.empty()) {
-      throw ApiError(422, "no_face",
-                     "no face found in " + photo_label(i, photos.size()) +
-                         " — try a photo with more margin around the face (tightly cropped faces are not detected)");
+      throw ApiError(
+          422, "no_face",
+          "no face found in " + photo_label(i, photos.size()) +
+              " — try a photo with more margin around the face (tightly cropped faces are not detected)");
     }
     embeddings.push_back(a.embedding);
     analyses.push_back(std::move(a));
   }
-  CombinedIdentity combined = engine.combine ? engine.combine(embeddings)
-                                             : CombinedIdentity{mean_identity(embeddings), {}};
+  CombinedIdentity combined =
+      engine.combine ? engine.combine(embeddings) : CombinedIdentity{mean_identity(embeddings), {}};
   id.embedding = std::move(combined.embedding);
   for (size_t i = 0; i < analyses.size(); ++i) {
     const auto& a = analyses[i];
@@ -91,15 +98,16 @@ Server::Impl::Identity Server::Impl::identity_from_photos(const std::vector<std:
 void Server::Impl::on_generate(const httplib::Request& req, httplib::Response& res) {
   if (queue->shutting_down()) throw ApiError(503, "shutting_down", "the server is shutting down");
   RequestInput in = read_request_input(req, opt.limits);
-  GenerateParams p = parse_generate_params(in.body, opt.limits, opt.defaults, engine.lcm_available,
-                                           next_random_seed());
+  GenerateParams p =
+      parse_generate_params(in.body, opt.limits, opt.defaults, engine.lcm_available, next_random_seed());
   bool has_embedding = in.body.contains("id_embedding") && !in.body["id_embedding"].is_null();
   if (has_embedding && !in.photos.empty()) {
     throw ApiError(400, "invalid_parameter", "send photos or an id_embedding, not both");
   }
   if (!has_embedding && in.photos.empty()) {
-    throw ApiError(400, "missing_input",
-                   "no input: upload one or more photos (field 'photo') or send an id_embedding of 512 numbers");
+    throw ApiError(
+        400, "missing_input",
+        "no input: upload one or more photos (field 'photo') or send an id_embedding of 512 numbers");
   }
   // Refuse early (before face analysis) when the queue is already full; submit() re-checks.
   if (queue->stats().queued >= queue->options().max_queued) {
@@ -123,13 +131,15 @@ void Server::Impl::on_generate(const httplib::Request& req, httplib::Response& r
   spec.params = p.to_json();
   auto job = JobQueue::make_job(std::move(spec));
   switch (queue->submit(job)) {
-    case SubmitResult::accepted: break;
+    case SubmitResult::accepted:
+      break;
     case SubmitResult::queue_full:
       res.set_header("Retry-After", "10");
       throw ApiError(429, "queue_full",
                      "the queue is full (" + std::to_string(queue->options().max_queued) +
                          " jobs waiting); retry in a few seconds");
-    case SubmitResult::shutting_down: throw ApiError(503, "shutting_down", "the server is shutting down");
+    case SubmitResult::shutting_down:
+      throw ApiError(503, "shutting_down", "the server is shutting down");
   }
   res.set_header("Location", "/v1/jobs/" + job->id());
   send_json(res, 202, job_json(*job, queue->snapshot(*job), false));
@@ -140,7 +150,8 @@ void Server::Impl::on_embed(const httplib::Request& req, httplib::Response& res)
   for (const auto& [key, value] : in.body.items()) {
     throw ApiError(400, "invalid_parameter", "unknown field '" + key + "'; /v1/embed takes only photos");
   }
-  if (in.photos.empty()) throw ApiError(400, "missing_input", "no photo: upload one or more photos (field 'photo')");
+  if (in.photos.empty())
+    throw ApiError(400, "missing_input", "no photo: upload one or more photos (field 'photo')");
   Identity id = identity_from_photos(in.photos);
   send_json(res, 200, json{{"embedding", id.embedding}, {"photos", id.inputs}});
 }
@@ -228,11 +239,14 @@ void Server::Impl::on_job(const httplib::Request& req, httplib::Response& res) {
 void Server::Impl::on_job_image(const httplib::Request& req, httplib::Response& res) {
   std::string id = req.matches[1];
   int index = std::stoi(req.matches[2]);
-  if (!queue->find(id)) throw ApiError(404, "job_not_found", "no job with id '" + id + "' (unknown, deleted or expired)");
+  if (!queue->find(id))
+    throw ApiError(404, "job_not_found", "no job with id '" + id + "' (unknown, deleted or expired)");
   auto im = queue->image(id, index);
-  if (!im) throw ApiError(404, "image_not_found", "job '" + id + "' has no image " + std::to_string(index) + " (yet)");
-  res.set_header("Content-Disposition",
-                 "inline; filename=\"arc2face_seed" + std::to_string(im->seed) + "_" + std::to_string(index) + ".png\"");
+  if (!im)
+    throw ApiError(404, "image_not_found",
+                   "job '" + id + "' has no image " + std::to_string(index) + " (yet)");
+  res.set_header("Content-Disposition", "inline; filename=\"arc2face_seed" + std::to_string(im->seed) + "_" +
+                                            std::to_string(index) + ".png\"");
   res.set_header("Cache-Control", "private, max-age=3600");
   res.set_content(std::move(im->png), "image/png");
 }
@@ -240,7 +254,8 @@ void Server::Impl::on_job_image(const httplib::Request& req, httplib::Response& 
 void Server::Impl::on_job_delete(const httplib::Request& req, httplib::Response& res) {
   std::string id = req.matches[1];
   auto before = queue->snapshot(id);
-  if (!before) throw ApiError(404, "job_not_found", "no job with id '" + id + "' (unknown, deleted or expired)");
+  if (!before)
+    throw ApiError(404, "job_not_found", "no job with id '" + id + "' (unknown, deleted or expired)");
   if (is_terminal(before->state)) {  // finished: forget it and free its images
     queue->remove(id);
     send_json(res, 200, json{{"id", id}, {"state", "deleted"}});
@@ -248,7 +263,8 @@ void Server::Impl::on_job_delete(const httplib::Request& req, httplib::Response&
   }
   auto state = queue->cancel(id).value_or(JobState::cancelled);
   // A running job stops at its next progress report; its final state arrives on /events and GET.
-  send_json(res, 200, json{{"id", id}, {"state", state == JobState::running ? "cancelling" : to_string(state)}});
+  send_json(res, 200,
+            json{{"id", id}, {"state", state == JobState::running ? "cancelling" : to_string(state)}});
 }
 
 void Server::Impl::on_job_events(const httplib::Request& req, httplib::Response& res) {
@@ -283,7 +299,8 @@ void Server::Impl::on_job_events(const httplib::Request& req, httplib::Response&
         st->seen = v;
         JobSnapshot s = queue->snapshot(*job);
         bool done = is_terminal(s.state) || queue->waiters_aborted();
-        std::string ev = std::string("id: ") + std::to_string(s.version) + "\nevent: " + (done ? "done" : "progress") +
+        std::string ev = std::string("id: ") + std::to_string(s.version) +
+                         "\nevent: " + (done ? "done" : "progress") +
                          "\ndata: " + json_body(job_json(*job, s, false)) + "\n\n";
         if (!sink.write(ev.data(), ev.size())) return false;
         if (done) sink.done();

@@ -13,9 +13,15 @@ namespace {
 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-uint32_t be32(const unsigned char* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
-uint32_t le24(const unsigned char* p) { return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16; }
-uint32_t le16(const unsigned char* p) { return uint32_t(p[0]) | uint32_t(p[1]) << 8; }
+uint32_t be32(const unsigned char* p) {
+  return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
+}
+uint32_t le24(const unsigned char* p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16;
+}
+uint32_t le16(const unsigned char* p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8;
+}
 
 std::optional<ImageInfo> sniff_jpeg(const unsigned char* p, size_t n) {
   size_t i = 2;
@@ -74,7 +80,8 @@ void png_write_to_string(png_structp png, png_bytep data, png_size_t len) {
 void png_flush_noop(png_structp) {}
 
 // All C++ objects live outside the setjmp frame: nothing with a destructor is created after setjmp.
-bool encode_png_c(const arc2face::GeneratedImage& image, std::string* out, png_bytep* rows, char* error_text) {
+bool encode_png_c(const arc2face::GeneratedImage& image, std::string* out, png_bytep* rows,
+                  char* error_text) {
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
   if (!png) return false;
   png_infop info = png_create_info_struct(png);

@@ -5,11 +5,10 @@
 #include <arc2face/arc2face.h>
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace a2f_server {
 
@@ -20,16 +19,16 @@ struct FaceBox {
 
 // Faces found in one photo.
 struct PhotoAnalysis {
-  int width = 0, height = 0;       // of the decoded photo
-  std::vector<FaceBox> faces;      // every detected face
-  int chosen = -1;                 // the face whose embedding is used (the largest); -1: none found
-  std::vector<float> embedding;    // [512], L2-normalised; empty when no face was found
+  int width = 0, height = 0;     // of the decoded photo
+  std::vector<FaceBox> faces;    // every detected face
+  int chosen = -1;               // the face whose embedding is used (the largest); -1: none found
+  std::vector<float> embedding;  // [512], L2-normalised; empty when no face was found
 };
 
-using GenerateFn =
-    std::function<std::vector<arc2face::GeneratedImage>(const arc2face::GenerateRequest&, const arc2face::ProgressFn&)>;
-// Decodes an encoded photo (PNG / JPEG / WebP bytes) and analyses it; throws arc2face::Error when the bytes are
-// not a readable image.
+using GenerateFn = std::function<std::vector<arc2face::GeneratedImage>(const arc2face::GenerateRequest&,
+                                                                       const arc2face::ProgressFn&)>;
+// Decodes an encoded photo (PNG / JPEG / WebP bytes) and analyses it; throws arc2face::Error when the bytes
+// are not a readable image.
 using AnalyzePhotoFn = std::function<PhotoAnalysis(const std::string& encoded)>;
 // The L2-normalised embedding of the largest face in a generated image; nullopt when no face is detected.
 using EmbedImageFn = std::function<std::optional<std::vector<float>>(const arc2face::GeneratedImage&)>;
@@ -41,11 +40,11 @@ struct CombinedIdentity {
 using CombineFn = std::function<CombinedIdentity(const std::vector<std::vector<float>>&)>;
 
 struct Engine {
-  GenerateFn generate;            // required
-  AnalyzePhotoFn analyze_photo;   // empty: photo input is answered 501 (no face models loaded)
-  EmbedImageFn embed_image;       // empty: id_similarity is null with a note
-  CombineFn combine;              // empty: the mean of the embeddings, L2-normalised, none dropped
-  bool lcm_available = false;     // an LCM-LoRA is loaded: requests with "lcm": true are accepted
+  GenerateFn generate;           // required
+  AnalyzePhotoFn analyze_photo;  // empty: photo input is answered 501 (no face models loaded)
+  EmbedImageFn embed_image;      // empty: id_similarity is null with a note
+  CombineFn combine;             // empty: the mean of the embeddings, L2-normalised, none dropped
+  bool lcm_available = false;    // an LCM-LoRA is loaded: requests with "lcm": true are accepted
   nlohmann::json description = nlohmann::json::object();  // shown by GET /health (model folders, backend)
 };
 

@@ -27,20 +27,28 @@ double fraction_of(const arc2face::Progress& p) {
 
 const char* to_string(JobState s) {
   switch (s) {
-    case JobState::queued: return "queued";
-    case JobState::running: return "running";
-    case JobState::succeeded: return "succeeded";
-    case JobState::failed: return "failed";
-    case JobState::cancelled: return "cancelled";
+    case JobState::queued:
+      return "queued";
+    case JobState::running:
+      return "running";
+    case JobState::succeeded:
+      return "succeeded";
+    case JobState::failed:
+      return "failed";
+    case JobState::cancelled:
+      return "cancelled";
   }
   return "unknown";
 }
 
-JobQueue::JobQueue(JobQueueOptions options, JobRunner runner) : options_(options), runner_(std::move(runner)) {
+JobQueue::JobQueue(JobQueueOptions options, JobRunner runner)
+    : options_(options), runner_(std::move(runner)) {
   worker_ = std::thread([this] { worker_loop(); });
 }
 
-JobQueue::~JobQueue() { shutdown(std::chrono::milliseconds(0)); }
+JobQueue::~JobQueue() {
+  shutdown(std::chrono::milliseconds(0));
+}
 
 std::shared_ptr<Job> JobQueue::make_job(JobSpec spec) {
   static std::mutex rng_mu;

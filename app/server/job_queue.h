@@ -15,27 +15,28 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 namespace a2f_server {
 
 enum class JobState { queued, running, succeeded, failed, cancelled };
 const char* to_string(JobState s);
-inline bool is_terminal(JobState s) { return s != JobState::queued && s != JobState::running; }
+inline bool is_terminal(JobState s) {
+  return s != JobState::queued && s != JobState::running;
+}
 
 // One generated image of a finished job.
 struct JobImage {
   int index = 0;
   int64_t seed = 0;
   int width = 0, height = 0;
-  std::string png;                       // encoded PNG bytes
-  std::optional<double> id_similarity;   // cosine of the result's face embedding to the requested identity
-  std::string note;                      // why id_similarity is null, when it is
+  std::string png;                      // encoded PNG bytes
+  std::optional<double> id_similarity;  // cosine of the result's face embedding to the requested identity
+  std::string note;                     // why id_similarity is null, when it is
 };
 
 // What the worker needs to run a job, fixed at submission.
@@ -49,7 +50,7 @@ struct JobSpec {
 struct JobProgress {
   std::string stage = "queued";  // queued | encode | denoise | decode | similarity | done
   int step = 0, total = 0;
-  double fraction = 0;           // 0..1 over the whole job
+  double fraction = 0;  // 0..1 over the whole job
 };
 
 // A consistent copy of a job's state (image metadata without the PNG bytes).
@@ -60,7 +61,7 @@ struct JobSnapshot {
   std::vector<JobImage> images;  // png left empty
   std::string error;
   uint64_t version = 0;
-  size_t queue_position = 0;     // 1-based among queued jobs; 0 when not queued
+  size_t queue_position = 0;                               // 1-based among queued jobs; 0 when not queued
   double created_at = 0, started_at = 0, finished_at = 0;  // unix seconds; 0: not yet
 };
 
@@ -116,8 +117,8 @@ class JobQueue {
   // The PNG of image `index` of a succeeded job; nullopt when there is none.
   std::optional<JobImage> image(const std::string& id, int index);
 
-  // Cancels a queued or running job (a running one stops at its next progress report). Returns the state after
-  // the call, or nullopt for an unknown id.
+  // Cancels a queued or running job (a running one stops at its next progress report). Returns the state
+  // after the call, or nullopt for an unknown id.
   std::optional<JobState> cancel(const std::string& id);
   // Forgets a finished job and its images; false when unknown or not finished.
   bool remove(const std::string& id);
@@ -137,8 +138,8 @@ class JobQueue {
   Stats stats();
   const JobQueueOptions& options() const { return options_; }
 
-  // Stops taking jobs: queued jobs are cancelled, the running job gets `grace` to finish and is then cancelled;
-  // returns when the worker has exited. Idempotent.
+  // Stops taking jobs: queued jobs are cancelled, the running job gets `grace` to finish and is then
+  // cancelled; returns when the worker has exited. Idempotent.
   void shutdown(std::chrono::milliseconds grace);
   bool shutting_down() const;
 

@@ -5,12 +5,11 @@
 #include <arc2face/arc2face.h>
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace a2f_server {
 
@@ -24,12 +23,12 @@ class ApiError : public std::runtime_error {
 };
 
 struct Limits {
-  size_t max_body_bytes = 16u << 20;        // a whole request (multipart or JSON)
-  int max_photos = 8;                       // photos per request
-  int64_t max_photo_pixels = 24'000'000;    // width × height of one uploaded photo
-  int max_images = 4;                       // images per request
+  size_t max_body_bytes = 16u << 20;      // a whole request (multipart or JSON)
+  int max_photos = 8;                     // photos per request
+  int64_t max_photo_pixels = 24'000'000;  // width × height of one uploaded photo
+  int max_images = 4;                     // images per request
   int max_steps = 100;
-  int64_t max_pixels = 1024 * 1024;         // width × height of a generated image
+  int64_t max_pixels = 1024 * 1024;  // width × height of a generated image
 };
 
 struct Defaults {
@@ -49,7 +48,7 @@ struct GenerateParams {
   int num_images = 1;
   int steps = 25;
   double guidance = 3.0;
-  int64_t seed = 0;            // always set: drawn by the server when the request asked for a random one
+  int64_t seed = 0;  // always set: drawn by the server when the request asked for a random one
   bool seed_was_random = false;
   bool lcm = false;
   int width = 512, height = 512;
@@ -62,8 +61,8 @@ struct GenerateParams {
 
 // Validates `body` (a JSON object; keys other than the parameters, "photos" and "id_embedding" are refused).
 // `random_seed` supplies the seed when the request asks for a random one.
-GenerateParams parse_generate_params(const nlohmann::json& body, const Limits& limits, const Defaults& defaults,
-                                     bool lcm_available, uint64_t random_seed);
+GenerateParams parse_generate_params(const nlohmann::json& body, const Limits& limits,
+                                     const Defaults& defaults, bool lcm_available, uint64_t random_seed);
 
 // 512 finite numbers → a float vector (not normalised); throws ApiError 400 otherwise.
 std::vector<float> parse_id_embedding(const nlohmann::json& value);

@@ -18,12 +18,13 @@ json parse_json_strict(const std::string& text, const char* what) {
   size_t values = 0;
   json::parser_callback_t cb = [&](int depth, json::parse_event_t event, json&) {
     if (depth > kMaxJsonDepth) {
-      throw ApiError(400, "invalid_json", std::string(what) + " is nested deeper than " +
-                                              std::to_string(kMaxJsonDepth) + " levels");
+      throw ApiError(
+          400, "invalid_json",
+          std::string(what) + " is nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
     }
     if (event == json::parse_event_t::value && ++values > kMaxJsonValues) {
-      throw ApiError(400, "invalid_json", std::string(what) + " has more than " + std::to_string(kMaxJsonValues) +
-                                              " values");
+      throw ApiError(400, "invalid_json",
+                     std::string(what) + " has more than " + std::to_string(kMaxJsonValues) + " values");
     }
     return true;
   };
@@ -42,7 +43,9 @@ json form_value(const std::string& text) {
   return v;
 }
 
-bool is_photo_field(const std::string& name) { return name == "photo" || name == "photos"; }
+bool is_photo_field(const std::string& name) {
+  return name == "photo" || name == "photos";
+}
 
 std::string media_type(const httplib::Request& req) {
   std::string ct = req.get_header_value("Content-Type");
@@ -79,18 +82,22 @@ RequestInput read_request_input(const httplib::Request& req, const Limits& limit
                              (field.filename.empty() ? "" : " ('" + field.filename + "')"));
         }
         if (int(in.photos.size()) >= limits.max_photos) {
-          throw ApiError(413, "too_many_photos",
-                         "at most " + std::to_string(limits.max_photos) + " photos per request on this server");
+          throw ApiError(
+              413, "too_many_photos",
+              "at most " + std::to_string(limits.max_photos) + " photos per request on this server");
         }
         in.photos.push_back(field.content);
         continue;
       }
-      if (!seen.insert(name).second) throw ApiError(400, "invalid_parameter", "field '" + name + "' is repeated");
+      if (!seen.insert(name).second)
+        throw ApiError(400, "invalid_parameter", "field '" + name + "' is repeated");
       if (name == "params") {
         json p = parse_json_strict(field.content, "the params field");
-        if (!p.is_object()) throw ApiError(400, "invalid_parameter", "the params field must be a JSON object");
+        if (!p.is_object())
+          throw ApiError(400, "invalid_parameter", "the params field must be a JSON object");
         for (auto& [k, v] : p.items()) {
-          if (!seen.insert(k).second) throw ApiError(400, "invalid_parameter", "field '" + k + "' is repeated");
+          if (!seen.insert(k).second)
+            throw ApiError(400, "invalid_parameter", "field '" + k + "' is repeated");
           in.body[k] = v;
         }
       } else if (name == "id_embedding") {
@@ -101,21 +108,25 @@ RequestInput read_request_input(const httplib::Request& req, const Limits& limit
     }
     return in;
   }
-  bool looks_json = type.empty() && !req.body.empty() && req.body.find_first_not_of(" \t\r\n") != std::string::npos &&
+  bool looks_json = type.empty() && !req.body.empty() &&
+                    req.body.find_first_not_of(" \t\r\n") != std::string::npos &&
                     req.body[req.body.find_first_not_of(" \t\r\n")] == '{';
   if (type == "application/json" || looks_json) {
-    if (req.body.empty()) throw ApiError(400, "invalid_json", "the request body is empty; send a JSON object");
+    if (req.body.empty())
+      throw ApiError(400, "invalid_json", "the request body is empty; send a JSON object");
     in.body = parse_json_strict(req.body, "the request body");
     if (!in.body.is_object()) {
-      throw ApiError(400, "invalid_json", "the request body must be a JSON object, got " + json_type_name(in.body));
+      throw ApiError(400, "invalid_json",
+                     "the request body must be a JSON object, got " + json_type_name(in.body));
     }
     for (const char* key : {"photos", "photo"}) {
       auto it = in.body.find(key);
       if (it == in.body.end() || it->is_null()) continue;
       if (it->is_array()) {
         if (int(it->size()) > limits.max_photos) {
-          throw ApiError(413, "too_many_photos",
-                         "at most " + std::to_string(limits.max_photos) + " photos per request on this server");
+          throw ApiError(
+              413, "too_many_photos",
+              "at most " + std::to_string(limits.max_photos) + " photos per request on this server");
         }
         for (size_t i = 0; i < it->size(); ++i) add_base64_photo(in, (*it)[i], in.photos.size());
       } else {

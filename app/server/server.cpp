@@ -1,8 +1,8 @@
 #include "server/server.h"
 
-#include <algorithm>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -16,7 +16,9 @@ namespace a2f_server {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string json_body(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string json_body(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 void send_json(httplib::Response& res, int status, const json& j) {
   res.status = status;
@@ -31,29 +33,44 @@ namespace {
 
 std::string default_code(int status) {
   switch (status) {
-    case 400: return "bad_request";
-    case 404: return "not_found";
-    case 405: return "method_not_allowed";
-    case 411: return "length_required";
-    case 413: return "payload_too_large";
-    case 414: return "uri_too_long";
-    case 415: return "unsupported_media_type";
-    case 416: return "range_not_satisfiable";
-    case 429: return "queue_full";
-    case 503: return "unavailable";
-    default: return status >= 500 ? "internal_error" : "error";
+    case 400:
+      return "bad_request";
+    case 404:
+      return "not_found";
+    case 405:
+      return "method_not_allowed";
+    case 411:
+      return "length_required";
+    case 413:
+      return "payload_too_large";
+    case 414:
+      return "uri_too_long";
+    case 415:
+      return "unsupported_media_type";
+    case 416:
+      return "range_not_satisfiable";
+    case 429:
+      return "queue_full";
+    case 503:
+      return "unavailable";
+    default:
+      return status >= 500 ? "internal_error" : "error";
   }
 }
 
 std::string default_message(int status, const Limits& limits) {
   switch (status) {
-    case 400: return "malformed request (bad request line, headers or body)";
-    case 404: return "not found";
+    case 400:
+      return "malformed request (bad request line, headers or body)";
+    case 404:
+      return "not found";
     case 413:
       return "request body too large: the limit is " + std::to_string(limits.max_body_bytes >> 20) +
              " MiB on this server";
-    case 414: return "request URI too long";
-    default: return "HTTP error " + std::to_string(status);
+    case 414:
+      return "request URI too long";
+    default:
+      return "HTTP error " + std::to_string(status);
   }
 }
 
@@ -66,7 +83,8 @@ httplib::Server::Handler guarded(Server::Impl* impl, Fn fn) {
     } catch (const ApiError& e) {
       send_error(res, e.status, e.code, e.what());
     } catch (const std::bad_alloc&) {
-      send_error(res, 503, "out_of_memory", "the server ran out of memory for this request; try a smaller one");
+      send_error(res, 503, "out_of_memory",
+                 "the server ran out of memory for this request; try a smaller one");
     } catch (const std::exception& e) {
       send_error(res, 500, "internal_error", e.what());
     }
@@ -78,7 +96,8 @@ httplib::Server::Handler guarded(Server::Impl* impl, Fn fn) {
 Server::Impl::Impl(ServerOptions options, Engine eng) : opt(std::move(options)), engine(std::move(eng)) {
   std::random_device rd;
   seed_rng.seed((uint64_t(rd()) << 32) ^ rd());
-  queue = std::make_unique<JobQueue>(opt.queue, [this](const Job& job, const ProgressSink& p) { return run_job(job, p); });
+  queue = std::make_unique<JobQueue>(
+      opt.queue, [this](const Job& job, const ProgressSink& p) { return run_job(job, p); });
 }
 
 Server::Impl::~Impl() {
@@ -102,10 +121,12 @@ void Server::Impl::load_examples() {
     if (!entry.is_regular_file(ec)) continue;
     std::string name = entry.path().filename().string();
     std::string ext = entry.path().extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-    std::string mime = ext == ".png" ? "image/png" : ext == ".jpg" || ext == ".jpeg" ? "image/jpeg"
-                                                   : ext == ".webp"                 ? "image/webp"
-                                                                                    : "";
+    std::transform(ext.begin(), ext.end(), ext.begin(),
+                   [](unsigned char c) { return char(std::tolower(c)); });
+    std::string mime = ext == ".png"                     ? "image/png"
+                       : ext == ".jpg" || ext == ".jpeg" ? "image/jpeg"
+                       : ext == ".webp"                  ? "image/webp"
+                                                         : "";
     bool plain_name = std::all_of(name.begin(), name.end(), [](unsigned char c) {
       return std::isalnum(c) || c == '-' || c == '_' || c == '.';
     });
@@ -113,7 +134,8 @@ void Server::Impl::load_examples() {
     if (entry.file_size(ec) > opt.limits.max_body_bytes) continue;
     examples.push_back({name, entry.path().string(), mime});
   }
-  std::sort(examples.begin(), examples.end(), [](const Example& a, const Example& b) { return a.name < b.name; });
+  std::sort(examples.begin(), examples.end(),
+            [](const Example& a, const Example& b) { return a.name < b.name; });
   if (int(examples.size()) > opt.max_examples) examples.resize(size_t(opt.max_examples));
 }
 
@@ -137,7 +159,8 @@ void Server::Impl::install_routes() {
   // until-close bodies are not bounded by the payload limit in this httplib version).
   s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
     static const char* allowed[] = {"GET", "HEAD", "POST", "DELETE"};
-    if (std::none_of(std::begin(allowed), std::end(allowed), [&](const char* m) { return req.method == m; })) {
+    if (std::none_of(std::begin(allowed), std::end(allowed),
+                     [&](const char* m) { return req.method == m; })) {
       res.set_header("Connection", "close");
       res.set_header("Allow", "GET, HEAD, POST, DELETE");
       send_error(res, 405, "method_not_allowed", "method " + req.method + " is not allowed");
@@ -145,7 +168,8 @@ void Server::Impl::install_routes() {
     }
     if (req.has_header("Transfer-Encoding")) {
       res.set_header("Connection", "close");
-      send_error(res, 411, "length_required", "chunked request bodies are not accepted; send a Content-Length");
+      send_error(res, 411, "length_required",
+                 "chunked request bodies are not accepted; send a Content-Length");
       return httplib::Server::HandlerResponse::Handled;
     }
     if (req.method == "POST" && !req.has_header("Content-Length")) {
@@ -157,8 +181,8 @@ void Server::Impl::install_routes() {
   });
 
   // httplib's own errors (bad request line, 413 after the payload limit, unknown routes) become JSON too.
-  s.set_error_handler(httplib::Server::HandlerWithResponse(
-      [this](const httplib::Request&, httplib::Response& res) {
+  s.set_error_handler(
+      httplib::Server::HandlerWithResponse([this](const httplib::Request&, httplib::Response& res) {
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
         send_error(res, res.status, default_code(res.status), default_message(res.status, opt.limits));
         return httplib::Server::HandlerResponse::Handled;
@@ -225,14 +249,16 @@ int Server::Impl::start() {
   }
   if (port <= 0) {
     throw arc2face::Error("cannot listen on " + opt.host + ":" + std::to_string(opt.port) + ": " +
-                          std::strerror(errno) + " (is the port in use, or the host not an address of this machine?)");
+                          std::strerror(errno) +
+                          " (is the port in use, or the host not an address of this machine?)");
   }
   // This httplib was built with a listen backlog of 5: a burst of connections overflows it, and the dropped
   // handshakes come back a second or more later (clients time out). listen() again raises the backlog.
   if (listen_fd >= 0) ::listen(listen_fd, SOMAXCONN);
   listener = std::thread([this] { http.listen_after_bind(); });
   // stop() only works once the listen loop runs; the socket already accepts connections meanwhile.
-  for (int i = 0; i < 5000 && !http.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (int i = 0; i < 5000 && !http.is_running(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   started = true;
   return port;
 }
@@ -255,10 +281,20 @@ void Server::Impl::stop(std::chrono::milliseconds grace) {
 Server::Server(ServerOptions options, Engine engine)
     : impl_(std::make_unique<Impl>(std::move(options), std::move(engine))) {}
 Server::~Server() = default;
-int Server::start() { return impl_->start(); }
-int Server::port() const { return impl_->port; }
-void Server::stop(std::chrono::milliseconds grace) { impl_->stop(grace); }
-JobQueue& Server::jobs() { return *impl_->queue; }
-const ServerOptions& Server::options() const { return impl_->opt; }
+int Server::start() {
+  return impl_->start();
+}
+int Server::port() const {
+  return impl_->port;
+}
+void Server::stop(std::chrono::milliseconds grace) {
+  impl_->stop(grace);
+}
+JobQueue& Server::jobs() {
+  return *impl_->queue;
+}
+const ServerOptions& Server::options() const {
+  return impl_->opt;
+}
 
 }  // namespace a2f_server

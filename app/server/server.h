@@ -3,8 +3,8 @@
 // both use it.
 //
 //   a2f_server::ServerOptions o;  o.port = 0;              // 0: any free port
-//   a2f_server::Server server(o, engine);                  // engine: make_pipeline_engine(...) or a test fake
-//   int port = server.start();                             // serves on background threads
+//   a2f_server::Server server(o, engine);                  // engine: make_pipeline_engine(...) or a test
+//   fake int port = server.start();                             // serves on background threads
 //   ...
 //   server.stop(std::chrono::seconds(10));                 // graceful: see stop()
 //
@@ -27,15 +27,15 @@ struct ServerOptions {
   Limits limits;
   Defaults defaults;
   JobQueueOptions queue;
-  int http_threads = 16;                               // connections handled at once
-  int max_event_streams = 8;                           // concurrent /events streams (each holds a thread)
-  std::chrono::milliseconds read_timeout{10000};       // per read of a request (slow clients are cut off)
+  int http_threads = 16;                          // connections handled at once
+  int max_event_streams = 8;                      // concurrent /events streams (each holds a thread)
+  std::chrono::milliseconds read_timeout{10000};  // per read of a request (slow clients are cut off)
   std::chrono::milliseconds write_timeout{10000};
   int keep_alive_timeout_s = 3;
-  std::chrono::milliseconds event_keepalive{15000};    // comment lines on idle event streams
-  std::string examples_dir;                            // example photos offered by the page (optional)
+  std::chrono::milliseconds event_keepalive{15000};  // comment lines on idle event streams
+  std::string examples_dir;                          // example photos offered by the page (optional)
   int max_examples = 48;
-  std::function<void(const std::string&)> log;         // one line per request and per event (optional)
+  std::function<void(const std::string&)> log;  // one line per request and per event (optional)
 };
 
 class Server {

@@ -1,5 +1,5 @@
-// Internals of a2f_server::Server shared by server.cpp (setup, static files, lifecycle), api_handlers.cpp (the
-// /v1 API) and request_input.cpp (reading photos and parameters out of a request). Not for other users.
+// Internals of a2f_server::Server shared by server.cpp (setup, static files, lifecycle), api_handlers.cpp
+// (the /v1 API) and request_input.cpp (reading photos and parameters out of a request). Not for other users.
 #pragma once
 #include <httplib.h>
 
@@ -54,7 +54,7 @@ struct Server::Impl {
   void on_examples(const httplib::Request& req, httplib::Response& res);
 
   struct Identity {
-    std::vector<float> embedding;  // L2-normalised
+    std::vector<float> embedding;                     // L2-normalised
     nlohmann::json inputs = nlohmann::json::array();  // per photo: size, faces, chosen, similarity
   };
   Identity identity_from_photos(const std::vector<std::string>& photos);

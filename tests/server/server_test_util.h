@@ -17,7 +17,9 @@
 
 namespace a2f_server::test {
 
-inline std::filesystem::path fixture(const std::string& rel) { return std::filesystem::path(A2F_FIXTURES_DIR) / rel; }
+inline std::filesystem::path fixture(const std::string& rel) {
+  return std::filesystem::path(A2F_FIXTURES_DIR) / rel;
+}
 
 inline std::string read_file(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -26,7 +28,9 @@ inline std::string read_file(const std::filesystem::path& p) {
 }
 
 // Pixel value of the fake generator (so tests can check the PNG they get back).
-inline uint8_t fake_pixel(int64_t seed, int x, int y, int c) { return uint8_t((x * 7 + y * 13 + c * 50 + seed) & 255); }
+inline uint8_t fake_pixel(int64_t seed, int x, int y, int c) {
+  return uint8_t((x * 7 + y * 13 + c * 50 + seed) & 255);
+}
 
 struct FakeEngineState {
   std::atomic<int> calls{0};
@@ -35,10 +39,10 @@ struct FakeEngineState {
   std::chrono::milliseconds step_delay{0};
 };
 
-// Generation: reports encode, `steps` denoise steps (sleeping step_delay each), decode; throws Cancelled as soon
-// as the progress callback says so. Images follow fake_pixel() with the seed of each image.
-// Photo analysis (stands in for the face models): any sniffable image has one face in its centre with an
-// embedding derived from its size, except images 320 pixels wide, which have none.
+// Generation: reports encode, `steps` denoise steps (sleeping step_delay each), decode; throws Cancelled as
+// soon as the progress callback says so. Images follow fake_pixel() with the seed of each image. Photo
+// analysis (stands in for the face models): any sniffable image has one face in its centre with an embedding
+// derived from its size, except images 320 pixels wide, which have none.
 inline Engine fake_engine(std::shared_ptr<FakeEngineState> st, bool with_faces = true) {
   Engine e;
   e.generate = [st](const arc2face::GenerateRequest& r, const arc2face::ProgressFn& progress) {
@@ -66,7 +70,8 @@ inline Engine fake_engine(std::shared_ptr<FakeEngineState> st, bool with_faces =
       im.rgb.resize(size_t(r.width) * r.height * 3);
       for (int y = 0; y < r.height; ++y)
         for (int x = 0; x < r.width; ++x)
-          for (int c = 0; c < 3; ++c) im.rgb[(size_t(y) * r.width + x) * 3 + c] = fake_pixel(im.seed, x, y, c);
+          for (int c = 0; c < 3; ++c)
+            im.rgb[(size_t(y) * r.width + x) * 3 + c] = fake_pixel(im.seed, x, y, c);
       out.push_back(std::move(im));
     }
     return out;
@@ -120,7 +125,8 @@ inline std::string multipart_body(const std::string& boundary,
                                   const std::vector<std::pair<std::string, std::string>>& files) {
   std::string b;
   for (const auto& [name, value] : fields) {
-    b += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\n\r\n" + value + "\r\n";
+    b += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\n\r\n" + value +
+         "\r\n";
   }
   for (const auto& [name, content] : files) {
     b += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + name +

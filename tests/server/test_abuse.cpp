@@ -1,6 +1,6 @@
-// Abuse: malformed JSON, wrong types, huge and truncated uploads, raw protocol garbage, 200 concurrent requests,
-// slow clients. The server must answer each with the right status, keep serving, and its memory must return to
-// its baseline afterwards.
+// Abuse: malformed JSON, wrong types, huge and truncated uploads, raw protocol garbage, 200 concurrent
+// requests, slow clients. The server must answer each with the right status, keep serving, and its memory
+// must return to its baseline afterwards.
 #include <arpa/inet.h>
 #include <malloc.h>
 #include <netinet/in.h>
@@ -58,8 +58,10 @@ class RawConn {
       }
       ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
       if (n == 0) break;
-      if (n > 0) out.append(buf, size_t(n));
-      else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) break;
+      if (n > 0)
+        out.append(buf, size_t(n));
+      else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        break;
     }
     return out;
   }
@@ -105,7 +107,8 @@ class Abuse : public ::testing::Test {
   }
   void TearDown() override { server->stop(0ms); }
 
-  int post(const std::string& body, const std::string& type = "application/json", std::string* out = nullptr) {
+  int post(const std::string& body, const std::string& type = "application/json",
+           std::string* out = nullptr) {
     auto r = client->Post("/v1/generate", body, type.c_str());
     if (!r) return -int(r.error());
     if (out) *out = r->body;
@@ -128,8 +131,8 @@ class Abuse : public ::testing::Test {
   // One round of everything hostile, checked; returns the number of checks that failed.
   void hostile_round() {
     // Malformed JSON.
-    for (const char* body : {"{", "[1,2", "{\"steps\": }", "{'steps': 3}", "{\"steps\": 3,}", "\xff\xfe{}", "nul",
-                             "{\"a\":\"\xc3\x28\"}"}) {
+    for (const char* body : {"{", "[1,2", "{\"steps\": }", "{'steps': 3}", "{\"steps\": 3,}", "\xff\xfe{}",
+                             "nul", "{\"a\":\"\xc3\x28\"}"}) {
       EXPECT_EQ(post(body), 400) << body;
     }
     EXPECT_EQ(post(std::string(200000, '[') + std::string(200000, ']')), 400);  // nesting bomb
@@ -142,22 +145,24 @@ class Abuse : public ::testing::Test {
     EXPECT_EQ(post(""), 400);
     // Wrong types and values.
     json e = json(unit_embedding(0));
-    for (const json& body : {json{{"id_embedding", e}, {"steps", "many"}}, json{{"id_embedding", e}, {"steps", 1e9}},
-                             json{{"id_embedding", e}, {"guidance", nullptr}, {"num_images", -1}},
-                             json{{"id_embedding", e}, {"seed", "42"}}, json{{"id_embedding", e}, {"width", 63}},
-                             json{{"id_embedding", e}, {"lcm", "yes"}}, json{{"id_embedding", "e"}},
-                             json{{"id_embedding", json::array({json::object()})}},
-                             json{{"photos", 5}}, json{{"photos", json::array({5})}},
-                             json{{"id_embedding", e}, {"extra", 1}}}) {
+    for (const json& body :
+         {json{{"id_embedding", e}, {"steps", "many"}}, json{{"id_embedding", e}, {"steps", 1e9}},
+          json{{"id_embedding", e}, {"guidance", nullptr}, {"num_images", -1}},
+          json{{"id_embedding", e}, {"seed", "42"}}, json{{"id_embedding", e}, {"width", 63}},
+          json{{"id_embedding", e}, {"lcm", "yes"}}, json{{"id_embedding", "e"}},
+          json{{"id_embedding", json::array({json::object()})}}, json{{"photos", 5}},
+          json{{"photos", json::array({5})}}, json{{"id_embedding", e}, {"extra", 1}}}) {
       EXPECT_EQ(post(body.dump()), 400) << body.dump().substr(0, 120);
     }
     EXPECT_EQ(post("steps=3", "application/x-www-form-urlencoded"), 415);
     EXPECT_EQ(post("hello", "text/plain"), 415);
     // Too many photos; a photo whose header claims 30000x30000 pixels (never decoded).
     std::string photo = read_file(fixture("face/images/s09_96x72.png"));
-    EXPECT_EQ(post(json{{"photos", {base64_encode(photo), base64_encode(photo), base64_encode(photo),
-                                     base64_encode(photo)}}}.dump()),
-              413);
+    EXPECT_EQ(
+        post(json{{"photos",
+                   {base64_encode(photo), base64_encode(photo), base64_encode(photo), base64_encode(photo)}}}
+                 .dump()),
+        413);
     std::string bomb = photo;
     for (int i = 0; i < 2; ++i) {  // IHDR width and height, big endian
       uint32_t v = 30000;
@@ -213,7 +218,9 @@ TEST_F(Abuse, RawProtocolGarbage) {
   // A body declared far larger than the limit is refused with 413.
   {
     RawConn conn(port);
-    conn.send("POST /v1/generate HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n{");
+    conn.send(
+        "POST /v1/generate HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: "
+        "1000000000\r\n\r\n{");
     conn.shutdown_write();
     std::string resp = conn.read_response(3000ms);
     EXPECT_TRUE(resp.empty() || status_of(resp) == 413) << resp.substr(0, 200);
@@ -229,7 +236,9 @@ TEST_F(Abuse, SlowClientsAreCutOffWithoutBlockingOthers) {
     ASSERT_TRUE(c->ok());
     if (i % 3 == 0) c->send("GET /hea");
     if (i % 3 == 1) c->send("GET /health HTTP/1.1\r\nHost: x\r\n");
-    if (i % 3 == 2) c->send("POST /v1/generate HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"st");
+    if (i % 3 == 2)
+      c->send(
+          "POST /v1/generate HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"st");
     stalled.push_back(std::move(c));
   }
   // Others are served meanwhile.
@@ -270,11 +279,16 @@ TEST_F(Abuse, TwoHundredConcurrentRequests) {
       c.set_read_timeout(20, 0);
       auto request = [&]() -> httplib::Result {
         switch (i % 5) {
-          case 0: return c.Get("/health");
-          case 1: return c.Post("/v1/generate", good.dump(), "application/json");
-          case 2: return c.Post("/v1/generate", "{\"steps\":", "application/json");
-          case 3: return c.Post("/v1/embed", json{{"photos", {base64_encode(photo)}}}.dump(), "application/json");
-          default: return c.Get("/v1/jobs/doesnotexist");
+          case 0:
+            return c.Get("/health");
+          case 1:
+            return c.Post("/v1/generate", good.dump(), "application/json");
+          case 2:
+            return c.Post("/v1/generate", "{\"steps\":", "application/json");
+          case 3:
+            return c.Post("/v1/embed", json{{"photos", {base64_encode(photo)}}}.dump(), "application/json");
+          default:
+            return c.Get("/v1/jobs/doesnotexist");
         }
       };
       auto r = request();
@@ -286,15 +300,23 @@ TEST_F(Abuse, TwoHundredConcurrentRequests) {
   for (int i = 0; i < 200; ++i) {
     int s = statuses[size_t(i)];
     switch (i % 5) {
-      case 0: EXPECT_EQ(s, 200) << i; break;
+      case 0:
+        EXPECT_EQ(s, 200) << i;
+        break;
       case 1:
         EXPECT_TRUE(s == 202 || s == 429) << i << ": " << s;
         accepted += s == 202;
         full += s == 429;
         break;
-      case 2: EXPECT_EQ(s, 400) << i; break;
-      case 3: EXPECT_EQ(s, 200) << i; break;
-      case 4: EXPECT_EQ(s, 404) << i; break;
+      case 2:
+        EXPECT_EQ(s, 400) << i;
+        break;
+      case 3:
+        EXPECT_EQ(s, 200) << i;
+        break;
+      case 4:
+        EXPECT_EQ(s, 404) << i;
+        break;
     }
   }
   EXPECT_GE(accepted, 1);
@@ -317,8 +339,9 @@ TEST_F(Abuse, MemoryReturnsToBaseline) {
     }
     for (auto& t : threads) t.join();
   };
-  // As `arc2face serve` does: a fixed mmap threshold, so large request bodies go back to the system when freed
-  // (glibc otherwise raises the threshold after the first large free and keeps later bodies in its arenas).
+  // As `arc2face serve` does: a fixed mmap threshold, so large request bodies go back to the system when
+  // freed (glibc otherwise raises the threshold after the first large free and keeps later bodies in its
+  // arenas).
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   // Warm up with the same workload, so that what grows once (HTTP threads, allocator arenas of new threads,
   // the thread-stack cache) is in the baseline.
@@ -336,10 +359,12 @@ TEST_F(Abuse, MemoryReturnsToBaseline) {
   // Each round moves ~100 requests and ~100 MiB of bodies through the server: a leak of 40 KiB per request
   // would exceed the slack.
   const size_t slack = 4u << 20;
-  EXPECT_LE(after, baseline + slack) << "RSS grew from " << (baseline >> 20) << " MiB to " << (after >> 20) << " MiB";
-  std::printf("RSS after warm-up %.1f MiB, after 3 more rounds (hostile requests + 64 concurrent ~1 MiB bodies) "
-              "%.1f MiB\n",
-              double(baseline) / (1 << 20), double(after) / (1 << 20));
+  EXPECT_LE(after, baseline + slack) << "RSS grew from " << (baseline >> 20) << " MiB to " << (after >> 20)
+                                     << " MiB";
+  std::printf(
+      "RSS after warm-up %.1f MiB, after 3 more rounds (hostile requests + 64 concurrent ~1 MiB bodies) "
+      "%.1f MiB\n",
+      double(baseline) / (1 << 20), double(after) / (1 << 20));
 }
 
 }  // namespace

@@ -2,8 +2,8 @@
 // fake engine of server_test_util.h standing in for the models.
 #include <png.h>
 
-#include "server_test_util.h"
 #include "server/web_assets.h"
+#include "server_test_util.h"
 
 namespace a2f_server::test {
 namespace {
@@ -96,8 +96,8 @@ TEST_F(Api, OpenApiDescribesEveryRoute) {
   auto spec = get_json("/openapi.json", &status);
   EXPECT_EQ(status, 200);
   EXPECT_EQ(spec["openapi"].get<std::string>().substr(0, 2), "3.");
-  for (const char* path : {"/health", "/v1/config", "/v1/examples", "/v1/generate", "/v1/embed", "/v1/jobs/{id}",
-                           "/v1/jobs/{id}/events", "/v1/jobs/{id}/images/{index}.png"}) {
+  for (const char* path : {"/health", "/v1/config", "/v1/examples", "/v1/generate", "/v1/embed",
+                           "/v1/jobs/{id}", "/v1/jobs/{id}/events", "/v1/jobs/{id}/images/{index}.png"}) {
     EXPECT_TRUE(spec["paths"].contains(path)) << path;
   }
   EXPECT_TRUE(spec["paths"]["/v1/jobs/{id}"].contains("delete"));
@@ -158,7 +158,8 @@ TEST_F(Api, GenerateFromEmbeddingReturnsSeededImages) {
     bool same = true;
     for (int y = 0; y < 64; ++y)
       for (int x = 0; x < 64; ++x)
-        for (int c = 0; c < 3; ++c) same = same && px[(size_t(y) * 64 + x) * 3 + c] == fake_pixel(42 + i, x, y, c);
+        for (int c = 0; c < 3; ++c)
+          same = same && px[(size_t(y) * 64 + x) * 3 + c] == fake_pixel(42 + i, x, y, c);
     EXPECT_TRUE(same) << "image " << i << " pixels differ from what the engine produced";
   }
   // The fake finds a face (embedding e0) in even-seeded images only.
@@ -181,8 +182,8 @@ TEST_F(Api, GenerateFromEmbeddingReturnsSeededImages) {
 TEST_F(Api, RandomSeedIsReported) {
   start();
   int status = 0;
-  auto j = post_json("/v1/generate", json{{"id_embedding", embedding_json(0)}, {"steps", 1}, {"num_images", 1}},
-                     &status);
+  auto j = post_json("/v1/generate",
+                     json{{"id_embedding", embedding_json(0)}, {"steps", 1}, {"num_images", 1}}, &status);
   ASSERT_EQ(status, 202);
   EXPECT_EQ(j["params"]["randomize_seed"], true);
   int64_t seed = j["params"]["seed"];
@@ -225,8 +226,9 @@ TEST_F(Api, GenerateFromBase64Photos) {
   start();
   int status = 0;
   auto photo = read_file(fixture("face/images/s09_96x72.png"));
-  auto j = post_json("/v1/generate",
-                     json{{"photos", {"data:image/png;base64," + base64_encode(photo)}}, {"steps", 1}}, &status);
+  auto j =
+      post_json("/v1/generate",
+                json{{"photos", {"data:image/png;base64," + base64_encode(photo)}}, {"steps", 1}}, &status);
   ASSERT_EQ(status, 202) << j.dump();
   EXPECT_EQ(j["inputs"][0]["width"], 96);
   EXPECT_EQ(wait_done(j["id"])["state"], "succeeded");
@@ -261,9 +263,10 @@ TEST_F(Api, EmbedReturnsTheIdentityAndFaces) {
   int status = 0;
   post_json("/v1/embed", json{{"photos", json::array()}}, &status);
   EXPECT_EQ(status, 400);
-  post_json("/v1/embed", json{{"photos", {base64_encode(read_file(fixture("face/images/s01_640x480.jpg")))}},
-                              {"steps", 3}},
-            &status);
+  post_json(
+      "/v1/embed",
+      json{{"photos", {base64_encode(read_file(fixture("face/images/s01_640x480.jpg")))}}, {"steps", 3}},
+      &status);
   EXPECT_EQ(status, 400);
 }
 
@@ -291,19 +294,23 @@ TEST_F(Api, InputMistakes) {
 TEST_F(Api, PhotosNeedFaceModels) {
   start(test_options(), /*with_faces=*/false);
   int status = 0;
-  auto j = post_json("/v1/generate", json{{"photos", {base64_encode(read_file(fixture("face/images/s09_96x72.png")))}}},
-                     &status);
+  auto j =
+      post_json("/v1/generate",
+                json{{"photos", {base64_encode(read_file(fixture("face/images/s09_96x72.png")))}}}, &status);
   EXPECT_EQ(status, 501);
   EXPECT_NE(j["error"]["message"].get<std::string>().find("--face-models"), std::string::npos);
-  j = post_json("/v1/generate", json{{"id_embedding", embedding_json(1)}, {"steps", 1}, {"num_images", 1}}, &status);
+  j = post_json("/v1/generate", json{{"id_embedding", embedding_json(1)}, {"steps", 1}, {"num_images", 1}},
+                &status);
   ASSERT_EQ(status, 202);
   auto done = wait_done(j["id"]);
   EXPECT_TRUE(done["images"][0]["id_similarity"].is_null());
-  EXPECT_NE(done["images"][0]["note"].get<std::string>().find("face analysis is not loaded"), std::string::npos);
+  EXPECT_NE(done["images"][0]["note"].get<std::string>().find("face analysis is not loaded"),
+            std::string::npos);
 }
 
 // Reads a server-sent-event stream to its end; returns the events as (name, data) in order.
-std::vector<std::pair<std::string, std::string>> read_events(int port, const std::string& path, std::string* raw) {
+std::vector<std::pair<std::string, std::string>> read_events(int port, const std::string& path,
+                                                             std::string* raw) {
   httplib::Client c("127.0.0.1", port);
   c.set_read_timeout(10, 0);
   std::string body;
@@ -346,8 +353,8 @@ TEST_F(Api, EventStreamReportsProgressThenDone) {
   start();
   state->step_delay = 20ms;
   int status = 0;
-  auto j = post_json("/v1/generate", json{{"id_embedding", embedding_json(0)}, {"steps", 6}, {"num_images", 1}},
-                     &status);
+  auto j = post_json("/v1/generate",
+                     json{{"id_embedding", embedding_json(0)}, {"steps", 6}, {"num_images", 1}}, &status);
   ASSERT_EQ(status, 202);
   std::string raw;
   auto events = read_events(port, "/v1/jobs/" + j["id"].get<std::string>() + "/events", &raw);
@@ -366,7 +373,8 @@ TEST_F(Api, EventStreamReportsProgressThenDone) {
   EXPECT_EQ(last["state"], "succeeded");
   EXPECT_EQ(last["images"].size(), 1u);
   bool saw_denoise = false;
-  for (auto& [name, data] : events) saw_denoise = saw_denoise || json::parse(data)["progress"]["stage"] == "denoise";
+  for (auto& [name, data] : events)
+    saw_denoise = saw_denoise || json::parse(data)["progress"]["stage"] == "denoise";
   EXPECT_TRUE(saw_denoise);
   // A finished job's stream is one done event.
   auto again = read_events(port, "/v1/jobs/" + j["id"].get<std::string>() + "/events", &raw);
@@ -409,7 +417,8 @@ TEST_F(Api, FullQueueAnswers429) {
   json body = {{"id_embedding", embedding_json(0)}, {"steps", 100}};
   auto a = post_json("/v1/generate", body, &status);
   ASSERT_EQ(status, 202);
-  while (get_json("/v1/jobs/" + a["id"].get<std::string>())["state"] != "running") std::this_thread::sleep_for(2ms);
+  while (get_json("/v1/jobs/" + a["id"].get<std::string>())["state"] != "running")
+    std::this_thread::sleep_for(2ms);
   auto b = post_json("/v1/generate", body, &status);
   ASSERT_EQ(status, 202);
   EXPECT_EQ(b["queue_position"], 1);

@@ -9,8 +9,12 @@ namespace a2f_server::test {
 namespace {
 
 TEST(Base64, Rfc4648Vectors) {
-  const std::pair<const char*, const char*> v[] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
-                                                   {"foo", "Zm9v"},  {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
+  const std::pair<const char*, const char*> v[] = {{"", ""},
+                                                   {"f", "Zg=="},
+                                                   {"fo", "Zm8="},
+                                                   {"foo", "Zm9v"},
+                                                   {"foob", "Zm9vYg=="},
+                                                   {"fooba", "Zm9vYmE="},
                                                    {"foobar", "Zm9vYmFy"}};
   for (auto [plain, enc] : v) {
     EXPECT_EQ(base64_encode(plain), enc);
@@ -24,8 +28,8 @@ TEST(Base64, AcceptsDataUrlsAndWhitespaceRejectsGarbage) {
   EXPECT_EQ(base64_decode("data:image/png;base64,Zm9v").value_or("?"), "foo");
   EXPECT_EQ(base64_decode("Zm9v\nYmFy").value_or("?"), "foobar");
   EXPECT_FALSE(base64_decode("Zm9v!"));
-  EXPECT_FALSE(base64_decode("Zg==Zg=="));     // data after padding
-  EXPECT_FALSE(base64_decode("Z"));            // a lone 6-bit group
+  EXPECT_FALSE(base64_decode("Zg==Zg=="));             // data after padding
+  EXPECT_FALSE(base64_decode("Z"));                    // a lone 6-bit group
   EXPECT_FALSE(base64_decode("data:text/plain,foo"));  // not base64
 }
 
@@ -40,8 +44,10 @@ TEST(SniffImage, FixturePhotos) {
     const char* file;
     const char* format;
     int w, h;
-  } cases[] = {{"s01_640x480.jpg", "jpeg", 640, 480},   {"s03_300x400.png", "png", 300, 400},
-               {"s08_1600x400.jpg", "jpeg", 1600, 400}, {"s05_rgba_400x400.png", "png", 400, 400},
+  } cases[] = {{"s01_640x480.jpg", "jpeg", 640, 480},
+               {"s03_300x400.png", "png", 300, 400},
+               {"s08_1600x400.jpg", "jpeg", 1600, 400},
+               {"s05_rgba_400x400.png", "png", 400, 400},
                {"s09_96x72.png", "png", 96, 72}};
   for (const auto& c : cases) {
     auto info = sniff_image(read_file(fixture(std::string("face/images/") + c.file)));

@@ -1,11 +1,11 @@
 // The job queue: order, capacity, cancellation of queued and running jobs, shutdown with a grace period,
 // retention of finished jobs, change notification.
-#include "server/job_queue.h"
-
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <thread>
+
+#include "server/job_queue.h"
 
 namespace a2f_server {
 namespace {
@@ -13,8 +13,8 @@ namespace {
 using namespace std::chrono_literals;
 
 // A runner that reports `steps` progress steps `delay` apart and returns one image per job.
-JobRunner stepping_runner(int steps, std::chrono::milliseconds delay, std::vector<std::string>* order = nullptr,
-                          std::mutex* order_mu = nullptr) {
+JobRunner stepping_runner(int steps, std::chrono::milliseconds delay,
+                          std::vector<std::string>* order = nullptr, std::mutex* order_mu = nullptr) {
   return [=](const Job& job, const ProgressSink& progress) {
     if (order) {
       std::lock_guard lock(*order_mu);
@@ -32,7 +32,8 @@ JobRunner stepping_runner(int steps, std::chrono::milliseconds delay, std::vecto
   };
 }
 
-JobState wait_terminal(JobQueue& q, const std::shared_ptr<Job>& job, std::chrono::milliseconds limit = 5000ms) {
+JobState wait_terminal(JobQueue& q, const std::shared_ptr<Job>& job,
+                       std::chrono::milliseconds limit = 5000ms) {
   auto end = std::chrono::steady_clock::now() + limit;
   JobSnapshot s = q.snapshot(*job);
   while (!is_terminal(s.state) && std::chrono::steady_clock::now() < end) {
@@ -80,7 +81,8 @@ TEST(JobQueue, BoundedQueueRefusesWhenFull) {
   auto running = JobQueue::make_job({});
   ASSERT_EQ(q.submit(running), SubmitResult::accepted);
   // Wait until the worker took it, so the queue is empty again.
-  for (int i = 0; i < 200 && q.snapshot(*running).state != JobState::running; ++i) std::this_thread::sleep_for(1ms);
+  for (int i = 0; i < 200 && q.snapshot(*running).state != JobState::running; ++i)
+    std::this_thread::sleep_for(1ms);
   EXPECT_EQ(q.submit(JobQueue::make_job({})), SubmitResult::accepted);
   EXPECT_EQ(q.submit(JobQueue::make_job({})), SubmitResult::accepted);
   EXPECT_EQ(q.submit(JobQueue::make_job({})), SubmitResult::queue_full);

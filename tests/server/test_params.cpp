@@ -1,7 +1,7 @@
 // Validation of generation parameters: defaults (the official demo's), ranges, types, LCM switching.
-#include "server/params.h"
-
 #include <gtest/gtest.h>
+
+#include "server/params.h"
 
 namespace a2f_server {
 namespace {
@@ -56,7 +56,8 @@ TEST(Params, LcmSwitchesDefaultsAndScheduler) {
 
 TEST(Params, LcmWithoutLoraIsRefusedClearly) {
   EXPECT_EQ(status_of(json{{"lcm", true}}), 400);
-  EXPECT_NE(message_of(json{{"lcm", true}}).find("this server was started without --lcm-lora"), std::string::npos);
+  EXPECT_NE(message_of(json{{"lcm", true}}).find("this server was started without --lcm-lora"),
+            std::string::npos);
   EXPECT_EQ(status_of(json{{"lcm", false}}), 0);
 }
 
@@ -73,7 +74,7 @@ TEST(Params, Ranges) {
   EXPECT_EQ(status_of(json{{"num_images", 0}}), 400);
   EXPECT_EQ(status_of(json{{"num_images", 4}}), 0);
   EXPECT_EQ(status_of(json{{"num_images", 5}}), 400);
-  EXPECT_EQ(status_of(json{{"width", 100}}), 400);   // not a multiple of 8
+  EXPECT_EQ(status_of(json{{"width", 100}}), 400);  // not a multiple of 8
   EXPECT_EQ(status_of(json{{"width", 1024}, {"height", 1024}}), 0);
   EXPECT_EQ(status_of(json{{"width", 1024}, {"height", 1032}}), 400);  // over the pixel limit
   EXPECT_EQ(status_of(json{{"width", 56}}), 400);
@@ -109,7 +110,12 @@ TEST(Params, SeedGivenOrRandom) {
 }
 
 TEST(Params, ToRequest) {
-  auto r = parse(json{{"steps", 7}, {"guidance", 2.5}, {"num_images", 3}, {"seed", 9}, {"width", 64}, {"height", 128}})
+  auto r = parse(json{{"steps", 7},
+                      {"guidance", 2.5},
+                      {"num_images", 3},
+                      {"seed", 9},
+                      {"width", 64},
+                      {"height", 128}})
                .to_request();
   EXPECT_EQ(r.steps, 7);
   EXPECT_FLOAT_EQ(r.guidance, 2.5f);
