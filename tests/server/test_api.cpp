@@ -222,6 +222,26 @@ TEST_F(Api, GenerateFromMultipartPhotos) {
   EXPECT_EQ(state->analyzed.load(), 2);
 }
 
+TEST_F(Api, GenerateFromMultipartEmbeddingAndParamsField) {
+  start();
+  httplib::MultipartFormDataItems items = {
+      {"id_embedding", json(unit_embedding(5)).dump(), "", ""},
+      {"params", R"({"steps": 2, "num_images": 1, "seed": 11, "per_image_seeds": false})", "", ""}};
+  auto r = client->Post("/v1/generate", items);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 202) << r->body;
+  auto j = json::parse(r->body);
+  EXPECT_EQ(j["params"]["steps"], 2);
+  EXPECT_EQ(j["params"]["seed"], 11);
+  EXPECT_EQ(j["params"]["per_image_seeds"], false);
+  EXPECT_EQ(wait_done(j["id"])["state"], "succeeded");
+  // A field given both directly and inside params is ambiguous.
+  items.push_back({"steps", "3", "", ""});
+  r = client->Post("/v1/generate", items);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+}
+
 TEST_F(Api, GenerateFromBase64Photos) {
   start();
   int status = 0;
