@@ -1,0 +1,119 @@
+// arc2face generate: ID embedding (or photos) -> PNG images.
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <unistd.h>
+
+#include "arc2face/arc2face.h"
+#include "commands.h"
+
+namespace fs = std::filesystem;
+
+namespace a2f_cli {
+namespace {
+
+struct GenerateArgs {
+  std::string id_embedding, models, base, out = "out", dump, latents, device = "cpu", dtype = "fp32";
+  std::string scheduler = "dpm++2m";
+  int n = 1, steps = 25, width = 512, height = 512, threads = 0;
+  float guidance = 3.0f;
+  int64_t seed = -1;
+  bool per_image_seeds = false, quiet = false;
+};
+
+std::string default_models_dir() {
+  if (const char* e = std::getenv("ARC2FACE_MODELS"); e && *e) return e;
+  return "models";
+}
+
+class ProgressBar {
+ public:
+  explicit ProgressBar(bool enabled) : on_(enabled), tty_(isatty(fileno(stderr))) {}
+  bool operator()(const arc2face::Progress& p) {
+    if (!on_) return true;
+    if (p.stage == "denoise") {
+      const int width = 30, filled = p.total ? p.step * width / p.total : 0;
+      if (tty_) {
+        std::fprintf(stderr, "\rdenoise [%.*s%*s] %d/%d", filled, "##############################", width - filled,
+                     "", p.step, p.total);
+        if (p.step == p.total) std::fputc('\n', stderr);
+      } else if (p.step == p.total || p.step % 5 == 0) {
+        std::fprintf(stderr, "denoise %d/%d\n", p.step, p.total);
+      }
+    } else if (p.stage == "decode" && p.step == p.total) {
+      std::fprintf(stderr, "decoded %d image(s)\n", p.total);
+    }
+    return true;
+  }
+
+ private:
+  bool on_, tty_;
+};
+
+void run_generate(const GenerateArgs& a) {
+  arc2face::PipelineOptions o;
+  o.models_dir = a.models.empty() ? default_models_dir() : a.models;
+  o.base_dir = a.base.empty() ? (fs::path(o.models_dir) / "stable-diffusion-v1-5").string() : a.base;
+  o.backend = a.device;
+  o.dtype = a.dtype;
+  o.threads = a.threads;
+  arc2face::GenerateRequest r;
+  r.id_embedding = arc2face::read_embedding_npy(a.id_embedding);
+  r.num_images = a.n;
+  r.steps = a.steps;
+  r.guidance = a.guidance;
+  r.scheduler = a.scheduler;
+  r.seed = a.seed;
+  r.per_image_seeds = a.per_image_seeds;
+  r.width = a.width;
+  r.height = a.height;
+  r.dump_dir = a.dump;
+  if (!a.latents.empty()) r.latents = arc2face::read_float_npy(a.latents);
+  auto pipe = arc2face::Pipeline::create(o);
+  ProgressBar bar(!a.quiet);
+  auto images = pipe->generate(r, [&](const arc2face::Progress& p) { return bar(p); });
+  std::error_code ec;
+  fs::create_directories(a.out, ec);
+  if (ec) throw arc2face::Error("cannot create the output folder " + a.out + ": " + ec.message());
+  for (const auto& img : images) {
+    const std::string path = (fs::path(a.out) / ("arc2face_" + std::to_string(img.seed) + "_" +
+                                                  std::to_string(img.index) + ".png")).string();
+    arc2face::write_png(path, img);
+    std::printf("%s\n", path.c_str());
+  }
+  std::fprintf(stderr, "seed %lld (repeat with --seed %lld)\n", static_cast<long long>(images.at(0).seed),
+               static_cast<long long>(images.at(0).seed));
+}
+
+}  // namespace
+
+void register_generate(CLI::App& app) {
+  auto a = std::make_shared<GenerateArgs>();
+  CLI::App* c = app.add_subcommand("generate", "generate images of a person from an ID embedding");
+  c->add_option("--id-embedding", a->id_embedding, "float32 .npy [512] or [1,512] (L2-normalised here)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  c->add_option("--models", a->models, "folder with arc2face/ and encoder/ (default: $ARC2FACE_MODELS or ./models)");
+  c->add_option("--base", a->base, "SD1.5 folder with vae/, tokenizer/, scheduler/ (default: MODELS/stable-diffusion-v1-5)");
+  c->add_option("-n,--num-images", a->n, "images to generate")->check(CLI::Range(1, 64));
+  c->add_option("--steps", a->steps, "denoising steps")->check(CLI::Range(1, 1000));
+  c->add_option("--guidance", a->guidance, "classifier-free guidance scale (<= 1: none)")->check(CLI::Range(0.0, 100.0));
+  c->add_option("--scheduler", a->scheduler,
+                "dpm++2m | dpm++2m-karras | euler | euler-a | ddim | pndm | lms | unipc | lcm");
+  c->add_option("--seed", a->seed, "seed of the torch-compatible generator (default: random)");
+  c->add_flag("--per-image-seeds", a->per_image_seeds, "image i uses its own generator seeded seed+i");
+  c->add_option("--width", a->width, "image width (multiple of 8)");
+  c->add_option("--height", a->height, "image height (multiple of 8)");
+  c->add_option("--latents", a->latents, "float32 .npy [N,4,H/8,W/8]: initial latents (diffusers' latents=)")
+      ->check(CLI::ExistingFile);
+  c->add_option("--out", a->out, "output folder for the PNGs");
+  c->add_option("--dump", a->dump, "write every intermediate tensor as .npy into this folder");
+  c->add_option("--threads", a->threads, "CPU threads (default: all cores)")->check(CLI::Range(0, 1024));
+  c->add_option("--dtype", a->dtype, "compute dtype of the weights: fp32 | bf16");
+  c->add_option("--device", a->device, "cpu | ref | cuda");
+  c->add_flag("-q,--quiet", a->quiet, "no progress output");
+  c->callback([a] { run_generate(*a); });
+}
+
+}  // namespace a2f_cli
