@@ -30,8 +30,8 @@ F=tests/fixtures
 LOG=$(mktemp /tmp/a2f-serve-XXXXXX.log)
 mkdir -p "$(dirname "$SHOT")"
 SERVE_ARGS=(serve --host 127.0.0.1 --port 0 --models "$F/models" --base "$F/models/sd15"
-            --face-models "$F/face/antelopev2_mini" --width 64 --height 64 --examples "$F/face/images"
-            --shutdown-grace 5)
+            --antelope "$F/face/antelopev2_mini" --width 64 --height 64 --examples "$F/face/images"
+            --threads 1 --shutdown-grace 5)
 "$BIN" "${SERVE_ARGS[@]}" > "$LOG" 2>&1 &
 SERVER_PID=$!
 cleanup() {

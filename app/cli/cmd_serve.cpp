@@ -1,11 +1,16 @@
 // `arc2face serve`: loads the models once and serves the web page and the JSON API (app/server) until SIGINT
 // or SIGTERM; then running work gets --shutdown-grace seconds to finish before it is cancelled.
+#include <fcntl.h>
 #include <malloc.h>
-#include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -18,6 +23,7 @@ namespace a2f_cli {
 namespace {
 
 struct ServeArgs {
+  std::string models, base, antelope;
   a2f_server::ServerOptions server;
   a2f_server::PipelineEngineOptions engine;
   double max_upload_mb = 16;
@@ -30,25 +36,71 @@ void log_line(const std::string& line) {
   std::fflush(stderr);
 }
 
+// SIGINT/SIGTERM → a byte on a pipe that the main thread waits on. A handler (not sigwait with blocked
+// signals) because libraries start threads before main() (OpenBLAS does), and such a thread would take the
+// default action. A second signal while stopping exits at once.
+int g_signal_pipe[2] = {-1, -1};
+std::atomic<int> g_signals{0};
+
+void on_signal(int sig) {
+  if (g_signals.fetch_add(1) > 0) _exit(128 + sig);
+  unsigned char b = static_cast<unsigned char>(sig);
+  ssize_t ignored = write(g_signal_pipe[1], &b, 1);
+  (void)ignored;
+}
+
+int wait_for_signal() {
+  unsigned char b = 0;
+  while (read(g_signal_pipe[0], &b, 1) < 0 && errno == EINTR) {
+  }
+  return b;
+}
+
+void install_signal_handlers() {
+  if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) throw arc2face::Error("cannot create a pipe for signal handling");
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
 void run_serve(ServeArgs& a) {
-  // SIGINT/SIGTERM are taken by sigwait() below: block them before any thread (model loading, HTTP) starts,
-  // so that every thread inherits the mask and none is interrupted.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  install_signal_handlers();
   // Request bodies of up to --max-upload-mb come and go: a fixed mmap threshold returns them to the system
   // when freed (glibc would otherwise raise the threshold and keep them in its arenas).
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
+  namespace fs = std::filesystem;
+  auto& po = a.engine.pipeline;
+  po.models_dir = !a.models.empty() ? a.models
+                  : std::getenv("ARC2FACE_MODELS") && *std::getenv("ARC2FACE_MODELS")
+                      ? std::getenv("ARC2FACE_MODELS")
+                      : "models";
+  po.base_dir = a.base.empty() ? (fs::path(po.models_dir) / "stable-diffusion-v1-5").string() : a.base;
+  if (!a.antelope.empty()) {
+    if (!fs::is_directory(a.antelope))
+      throw arc2face::Error("--antelope: '" + a.antelope + "' is not a folder");
+    a.engine.face_models = a.antelope;
+  } else if (fs::is_directory(fs::path(po.models_dir) / "antelopev2")) {
+    a.engine.face_models = (fs::path(po.models_dir) / "antelopev2").string();
+  } else {
+    log_line(
+        "arc2face serve: no face models (--antelope DIR): photo uploads are refused, send id_embedding "
+        "instead");
+  }
   a.server.limits.max_body_bytes = size_t(a.max_upload_mb * 1024 * 1024);
   if (!a.quiet) a.server.log = log_line;
-  log_line("arc2face serve: loading models from " + a.engine.pipeline.models_dir + " and " +
-           a.engine.pipeline.base_dir + " ...");
+  log_line("arc2face serve: loading models from " + po.models_dir + " and " + po.base_dir +
+           (a.engine.face_models.empty() ? "" : " and " + a.engine.face_models) + " ...");
   auto t0 = std::chrono::steady_clock::now();
   a2f_server::Engine engine = a2f_server::make_pipeline_engine(a.engine);
   double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (g_signals.load() > 0) {
+    log_line("arc2face serve: stopped before serving (signal while loading)");
+    return;
+  }
   a2f_server::Server server(a.server, std::move(engine));
   int port = server.start();
   char buf[256];
@@ -57,10 +109,10 @@ void run_serve(ServeArgs& a) {
                 a.server.host.c_str(), port);
   log_line(buf);
 
-  int sig = 0;
-  sigwait(&sigs, &sig);
+  int sig = wait_for_signal();
   log_line(std::string("arc2face serve: ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
-           ": stopping (running job gets " + std::to_string(int(a.shutdown_grace_s)) + " s to finish)");
+           ": stopping (running job gets " + std::to_string(int(a.shutdown_grace_s)) +
+           " s to finish; signal again to quit at once)");
   server.stop(std::chrono::milliseconds(int64_t(a.shutdown_grace_s * 1000)));
   log_line("arc2face serve: stopped");
 }
@@ -72,48 +124,49 @@ void register_serve(CLI::App& app) {
   auto& a = *args;
   CLI::App* cmd =
       app.add_subcommand("serve", "Web page and HTTP API: load the models once, serve generations");
-  cmd->add_option("--host", a.server.host, "Address to listen on (0.0.0.0: every interface)")
+  cmd->add_option("--host", a.server.host, "address to listen on (0.0.0.0: every interface)")
       ->capture_default_str();
-  cmd->add_option("--port", a.server.port, "Port (0: any free port)")
+  cmd->add_option("--port", a.server.port, "port (0: any free port)")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
-  cmd->add_option("--models", a.engine.pipeline.models_dir, "Arc2Face folder with arc2face/ and encoder/")
-      ->required()
-      ->check(CLI::ExistingDirectory);
-  cmd->add_option("--base", a.engine.pipeline.base_dir, "SD1.5 folder with vae/, tokenizer/, scheduler/")
-      ->required()
-      ->check(CLI::ExistingDirectory);
-  cmd->add_option("--backend", a.engine.pipeline.backend, "cpu | ref | cuda")->capture_default_str();
-  cmd->add_option("--dtype", a.engine.pipeline.dtype, "fp32 | bf16 | fp16 (cuda)")->capture_default_str();
+  cmd->add_option("--models", a.models,
+                  "folder with arc2face/ and encoder/ (default: $ARC2FACE_MODELS or ./models)");
+  cmd->add_option("--base", a.base,
+                  "SD1.5 folder with vae/, tokenizer/, scheduler/ (default: MODELS/stable-diffusion-v1-5)");
+  cmd->add_option("--antelope,--face-models", a.antelope,
+                  "antelopev2 folder (SCRFD + arcface.onnx) for photo uploads and ID similarity "
+                  "(default: MODELS/antelopev2 when it exists)");
+  cmd->add_option("--device,--backend", a.engine.pipeline.backend, "cpu | ref | cuda")->capture_default_str();
+  cmd->add_option("--dtype", a.engine.pipeline.dtype, "fp32 | bf16 (| fp16 on cuda)")->capture_default_str();
   cmd->add_option("--threads", a.engine.pipeline.threads, "CPU threads for generation (0: all cores)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  cmd->add_option("--lcm-lora", a.engine.lcm_lora, "LCM-LoRA .safetensors: enables \"Use LCM-LoRA\"")
+  cmd->add_option("--lcm-lora", a.engine.pipeline.lcm_lora, "LCM-LoRA .safetensors: enables \"Use LCM-LoRA\"")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--examples", a.server.examples_dir, "Folder of example photos offered by the page")
+  cmd->add_option("--examples", a.server.examples_dir, "folder of example photos offered by the page")
       ->check(CLI::ExistingDirectory);
-  cmd->add_option("--width", a.server.defaults.width, "Default image width")->capture_default_str();
-  cmd->add_option("--height", a.server.defaults.height, "Default image height")->capture_default_str();
-  cmd->add_option("--max-queue", a.server.queue.max_queued, "Jobs that may wait; more are answered 429")
+  cmd->add_option("--width", a.server.defaults.width, "default image width")->capture_default_str();
+  cmd->add_option("--height", a.server.defaults.height, "default image height")->capture_default_str();
+  cmd->add_option("--max-queue", a.server.queue.max_queued, "jobs that may wait; more are answered 429")
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
-  cmd->add_option("--max-upload-mb", a.max_upload_mb, "Largest request body in MiB")
+  cmd->add_option("--max-upload-mb", a.max_upload_mb, "largest request body in MiB")
       ->check(CLI::Range(0.1, 1024.0))
       ->capture_default_str();
-  cmd->add_option("--max-images", a.server.limits.max_images, "Images per request")
+  cmd->add_option("--max-images", a.server.limits.max_images, "images per request")
       ->check(CLI::Range(1, 16))
       ->capture_default_str();
-  cmd->add_option("--max-pixels", a.server.limits.max_pixels, "Largest width x height of a generated image")
+  cmd->add_option("--max-pixels", a.server.limits.max_pixels, "largest width x height of a generated image")
       ->check(CLI::Range(int64_t(64 * 64), int64_t(4096) * 4096))
       ->capture_default_str();
-  cmd->add_option("--http-threads", a.server.http_threads, "Connections served at once")
+  cmd->add_option("--http-threads", a.server.http_threads, "connections served at once")
       ->check(CLI::Range(2, 1024))
       ->capture_default_str();
   cmd->add_option("--shutdown-grace", a.shutdown_grace_s,
-                  "Seconds the running job may take to finish on stop")
+                  "seconds the running job may take to finish on stop")
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
-  cmd->add_flag("--quiet", a.quiet, "No request log on stderr");
+  cmd->add_flag("--quiet", a.quiet, "no request log on stderr");
   cmd->callback([args] {
     if (args->server.defaults.width % 8 || args->server.defaults.height % 8) {
       throw CLI::ValidationError("--width/--height", "must be multiples of 8");

@@ -38,10 +38,9 @@ json nullable(const std::string& s) {
 
 Server::Impl::Identity Server::Impl::identity_from_photos(const std::vector<std::string>& photos) {
   if (!engine.analyze_photo) {
-    throw ApiError(
-        501, "no_face_analysis",
-        "this server was started without face models (--face-models DIR), so it cannot read photos; "
-        "send an id_embedding (512 numbers) instead");
+    throw ApiError(501, "no_face_analysis",
+                   "this server was started without face models (--antelope DIR), so it cannot read photos; "
+                   "send an id_embedding (512 numbers) instead");
   }
   Identity id;
   std::vector<std::vector<float>> embeddings;
@@ -167,9 +166,10 @@ std::vector<JobImage> Server::Impl::run_job(const Job& job, const ProgressSink& 
     r.seed = im.seed;
     r.width = im.width;
     r.height = im.height;
-    r.png = encode_png(im);
+    auto png = arc2face::encode_png(im);
+    r.png.assign(png.begin(), png.end());
     if (!engine.embed_image) {
-      r.note = "face analysis is not loaded (start the server with --face-models DIR)";
+      r.note = "face analysis is not loaded (start the server with --antelope DIR)";
     } else {
       if (!progress({"similarity", int(i) + 1, int(images.size())})) throw arc2face::Cancelled();
       std::optional<std::vector<float>> e;

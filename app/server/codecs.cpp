@@ -1,11 +1,7 @@
 #include "server/codecs.h"
 
-#include <png.h>
-
 #include <array>
-#include <csetjmp>
 #include <cstring>
-#include <vector>
 
 namespace a2f_server {
 
@@ -67,50 +63,6 @@ std::optional<ImageInfo> sniff_webp(const unsigned char* p, size_t n) {
     return ImageInfo{"webp", int64_t(le24(c + 12)) + 1, int64_t(le24(c + 15)) + 1};
   }
   return std::nullopt;
-}
-
-struct PngSink {
-  std::string* out;
-};
-
-void png_write_to_string(png_structp png, png_bytep data, png_size_t len) {
-  auto* sink = static_cast<PngSink*>(png_get_io_ptr(png));
-  sink->out->append(reinterpret_cast<const char*>(data), len);
-}
-void png_flush_noop(png_structp) {}
-
-// All C++ objects live outside the setjmp frame: nothing with a destructor is created after setjmp.
-bool encode_png_c(const arc2face::GeneratedImage& image, std::string* out, png_bytep* rows,
-                  char* error_text) {
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  if (!png) return false;
-  png_infop info = png_create_info_struct(png);
-  if (!info) {
-    png_destroy_write_struct(&png, nullptr);
-    return false;
-  }
-  if (setjmp(png_jmpbuf(png))) {
-    png_destroy_write_struct(&png, &info);
-    std::snprintf(error_text, 128, "libpng failed while encoding a %dx%d image", image.width, image.height);
-    return false;
-  }
-  PngSink sink{out};
-  png_set_write_fn(png, &sink, png_write_to_string, png_flush_noop);
-  png_set_IHDR(png, info, png_uint_32(image.width), png_uint_32(image.height), 8, PNG_COLOR_TYPE_RGB,
-               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-  png_set_compression_level(png, 6);
-  png_text text{};
-  if (!image.parameters.empty()) {
-    text.compression = PNG_TEXT_COMPRESSION_NONE;
-    text.key = const_cast<char*>("parameters");
-    text.text = const_cast<char*>(image.parameters.c_str());
-    text.text_length = image.parameters.size();
-    png_set_text(png, info, &text, 1);
-  }
-  png_set_rows(png, info, rows);
-  png_write_png(png, info, PNG_TRANSFORM_IDENTITY, nullptr);
-  png_destroy_write_struct(&png, &info);
-  return true;
 }
 
 }  // namespace
@@ -186,22 +138,6 @@ std::optional<ImageInfo> sniff_image(std::string_view bytes) {
   if (n >= 4 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) return sniff_jpeg(p, n);
   if (n >= 16 && !std::memcmp(p, "RIFF", 4) && !std::memcmp(p + 8, "WEBP", 4)) return sniff_webp(p, n);
   return std::nullopt;
-}
-
-std::string encode_png(const arc2face::GeneratedImage& image) {
-  if (image.width <= 0 || image.height <= 0 || image.rgb.size() != size_t(image.width) * image.height * 3) {
-    throw arc2face::Error("cannot encode a PNG: image is " + std::to_string(image.width) + "x" +
-                          std::to_string(image.height) + " with " + std::to_string(image.rgb.size()) +
-                          " RGB bytes");
-  }
-  std::string out;
-  std::vector<png_bytep> rows(size_t(image.height));
-  for (int y = 0; y < image.height; ++y) {
-    rows[size_t(y)] = const_cast<png_bytep>(image.rgb.data() + size_t(y) * image.width * 3);
-  }
-  char error_text[128] = "libpng could not be initialised";
-  if (!encode_png_c(image, &out, rows.data(), error_text)) throw arc2face::Error(error_text);
-  return out;
 }
 
 }  // namespace a2f_server

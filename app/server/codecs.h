@@ -1,8 +1,6 @@
 // Byte-level helpers of the server: base64, image format sniffing (before any decoding, to refuse
 // decompression bombs and non-images early) and in-memory PNG encoding of generated images (libpng).
 #pragma once
-#include <arc2face/arc2face.h>
-
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -22,9 +20,5 @@ struct ImageInfo {
 // The format and size from the header of PNG, JPEG and WebP files; nullopt when the bytes are none of these
 // or the header is truncated.
 std::optional<ImageInfo> sniff_image(std::string_view bytes);
-
-// PNG bytes of `image` (8-bit RGB) with its parameters in a tEXt "parameters" chunk (like
-// arc2face::write_png). Throws arc2face::Error when the image is inconsistent.
-std::string encode_png(const arc2face::GeneratedImage& image);
 
 }  // namespace a2f_server

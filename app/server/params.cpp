@@ -206,6 +206,7 @@ arc2face::GenerateRequest GenerateParams::to_request() const {
   r.steps = steps;
   r.guidance = float(guidance);
   r.scheduler = scheduler;
+  r.lcm = lcm;
   r.seed = seed;
   r.per_image_seeds = per_image_seeds;
   r.width = width;

@@ -10,11 +10,13 @@
 namespace a2f_server {
 
 struct PipelineEngineOptions {
-  arc2face::PipelineOptions pipeline;
-  std::string lcm_lora;  // LCM-LoRA .safetensors; empty: requests with "lcm": true are refused
+  arc2face::PipelineOptions pipeline;  // pipeline.lcm_lora set: requests with "lcm": true are accepted
+  std::string face_models;             // antelopev2 folder (SCRFD + arcface.onnx); empty: no photo input
 };
 
-// Loads the models (throws arc2face::Error with the reason when they cannot be loaded).
+// Loads the models (throws arc2face::Error with the reason when they cannot be loaded). Face analysis reads
+// uploaded photos (decoded by the face API: PNG, JPEG, WebP, EXIF orientation applied) and the generated
+// images.
 Engine make_pipeline_engine(const PipelineEngineOptions& options);
 
 }  // namespace a2f_server

@@ -93,7 +93,7 @@ async function loadConfig() {
     $("lcm-hint").classList.add("warn");
   }
   if (!c.face_analysis) {
-    showError("This server was started without face models (--face-models), so it cannot read photos.");
+    showError("This server was started without face models (--antelope DIR), so it cannot read photos.");
   }
   if (c.examples > 0) loadExamples();
 }

@@ -318,7 +318,7 @@ TEST_F(Api, PhotosNeedFaceModels) {
       post_json("/v1/generate",
                 json{{"photos", {base64_encode(read_file(fixture("face/images/s09_96x72.png")))}}}, &status);
   EXPECT_EQ(status, 501);
-  EXPECT_NE(j["error"]["message"].get<std::string>().find("--face-models"), std::string::npos);
+  EXPECT_NE(j["error"]["message"].get<std::string>().find("--antelope"), std::string::npos);
   j = post_json("/v1/generate", json{{"id_embedding", embedding_json(1)}, {"steps", 1}, {"num_images", 1}},
                 &status);
   ASSERT_EQ(status, 202);
