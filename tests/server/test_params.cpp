@@ -124,6 +124,12 @@ TEST(Params, ToRequest) {
   EXPECT_EQ(r.width, 64);
   EXPECT_EQ(r.height, 128);
   EXPECT_TRUE(r.per_image_seeds);
+  EXPECT_FALSE(r.lcm);
+  auto l = parse(json{{"lcm", true}}, /*lcm_available=*/true).to_request();
+  EXPECT_TRUE(l.lcm);
+  EXPECT_EQ(l.scheduler, "lcm");
+  EXPECT_EQ(l.steps, 3);
+  EXPECT_FLOAT_EQ(l.guidance, 1.0f);
 }
 
 TEST(IdEmbedding, Validation) {
