@@ -10,10 +10,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <string>
 
+#include "arc2face/face.h"
+#include "arc2face/hub.h"
 #include "commands.h"
 #include "server/pipeline_engine.h"
 #include "server/server.h"
@@ -24,6 +25,7 @@ namespace {
 
 struct ServeArgs {
   std::string models, base, antelope;
+  bool download = false;
   a2f_server::ServerOptions server;
   a2f_server::PipelineEngineOptions engine;
   double max_upload_mb = 16;
@@ -72,28 +74,50 @@ void run_serve(ServeArgs& a) {
   // when freed (glibc would otherwise raise the threshold and keep them in its arenas).
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
-  namespace fs = std::filesystem;
+  // The models are found like `arc2face generate` finds them (flags > Hugging Face cache > $ARC2FACE_MODELS >
+  // ./models). The face models are optional: without them photo uploads are refused (501).
+  arc2face::ModelSearchOptions search;
+  search.models_dir = a.models;
+  search.base_dir = a.base;
+  search.antelope_dir = a.antelope;
+  search.lcm_lora_file = a.engine.pipeline.lcm_lora;
+  arc2face::ModelJob job;
+  job.from_photo = !a.antelope.empty();  // given explicitly: required
+  job.lcm = !a.engine.pipeline.lcm_lora.empty();
+  arc2face::ModelPaths paths =
+      arc2face::require_models(search, job, a.download, arc2face::stderr_download_progress());
+  if (!job.from_photo) {
+    arc2face::ModelJob with_face = job;
+    with_face.from_photo = true;
+    arc2face::ModelDiscovery d = arc2face::find_models(search, with_face);
+    paths.detector_onnx = d.paths.detector_onnx;
+    paths.arcface_onnx = d.paths.arcface_onnx;
+  }
   auto& po = a.engine.pipeline;
-  po.models_dir = !a.models.empty() ? a.models
-                  : std::getenv("ARC2FACE_MODELS") && *std::getenv("ARC2FACE_MODELS")
-                      ? std::getenv("ARC2FACE_MODELS")
-                      : "models";
-  po.base_dir = a.base.empty() ? (fs::path(po.models_dir) / "stable-diffusion-v1-5").string() : a.base;
-  if (!a.antelope.empty()) {
-    if (!fs::is_directory(a.antelope))
-      throw arc2face::Error("--antelope: '" + a.antelope + "' is not a folder");
-    a.engine.face_models = a.antelope;
-  } else if (fs::is_directory(fs::path(po.models_dir) / "antelopev2")) {
-    a.engine.face_models = (fs::path(po.models_dir) / "antelopev2").string();
+  po.unet_dir = paths.unet_dir;
+  po.encoder_dir = paths.encoder_dir;
+  po.vae_dir = paths.vae_dir;
+  po.tokenizer_dir = paths.tokenizer_dir;
+  po.scheduler_dir = paths.scheduler_dir;
+  if (!paths.lcm_lora_file.empty()) po.lcm_lora = paths.lcm_lora_file;
+  if (!paths.detector_onnx.empty() && !paths.arcface_onnx.empty()) {
+    arc2face::FaceAnalyzerOptions fo;
+    fo.detector_path = paths.detector_onnx;
+    fo.recognizer_path = paths.arcface_onnx;
+    fo.backend = po.backend == "ref" ? "ref" : "cpu";
+    fo.threads = po.threads;
+    a.engine.face = fo;
   } else {
     log_line(
-        "arc2face serve: no face models (--antelope DIR): photo uploads are refused, send id_embedding "
-        "instead");
+        "arc2face serve: no face models found (--antelope DIR, or arc2face download): photo uploads are "
+        "refused, send an id_embedding instead");
   }
   a.server.limits.max_body_bytes = size_t(a.max_upload_mb * 1024 * 1024);
   if (!a.quiet) a.server.log = log_line;
-  log_line("arc2face serve: loading models from " + po.models_dir + " and " + po.base_dir +
-           (a.engine.face_models.empty() ? "" : " and " + a.engine.face_models) + " ...");
+  log_line(
+      "arc2face serve: loading " + po.unet_dir + ", " + po.encoder_dir + ", " + po.vae_dir +
+      (a.engine.face ? ", " + a.engine.face->detector_path + ", " + a.engine.face->recognizer_path : "") +
+      " ...");
   auto t0 = std::chrono::steady_clock::now();
   a2f_server::Engine engine = a2f_server::make_pipeline_engine(a.engine);
   double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -129,13 +153,16 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--port", a.server.port, "port (0: any free port)")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
-  cmd->add_option("--models", a.models,
-                  "folder with arc2face/ and encoder/ (default: $ARC2FACE_MODELS or ./models)");
+  cmd->add_option(
+      "--models", a.models,
+      "folder with arc2face/ and encoder/ (default: Hugging Face cache, $ARC2FACE_MODELS, ./models)");
   cmd->add_option("--base", a.base,
-                  "SD1.5 folder with vae/, tokenizer/, scheduler/ (default: MODELS/stable-diffusion-v1-5)");
-  cmd->add_option("--antelope,--face-models", a.antelope,
-                  "antelopev2 folder (SCRFD + arcface.onnx) for photo uploads and ID similarity "
-                  "(default: MODELS/antelopev2 when it exists)");
+                  "SD1.5 folder with vae/, tokenizer/, scheduler/ (default: found like --models)");
+  cmd->add_option(
+      "--antelope", a.antelope,
+      "folder with scrfd_10g_bnkps.onnx (or det_10g.onnx) and arcface.onnx, for photo uploads and ID "
+      "similarity (default: found like --models; none: photos are refused)");
+  cmd->add_flag("--download", a.download, "download missing model files first (see arc2face download)");
   cmd->add_option("--device,--backend", a.engine.pipeline.backend, "cpu | ref | cuda")->capture_default_str();
   cmd->add_option("--dtype", a.engine.pipeline.dtype, "fp32 | bf16 (| fp16 on cuda)")->capture_default_str();
   cmd->add_option("--threads", a.engine.pipeline.threads, "CPU threads for generation (0: all cores)")

@@ -1,6 +1,5 @@
 #include "server/pipeline_engine.h"
 
-#include <arc2face/face.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -57,12 +56,8 @@ PhotoAnalysis to_analysis(const arc2face::FaceResult& r) {
 
 Engine make_pipeline_engine(const PipelineEngineOptions& options) {
   Engine e;
-  if (!options.face_models.empty()) {
-    arc2face::FaceAnalyzerOptions fo;
-    fo.antelope_dir = options.face_models;
-    fo.backend = options.pipeline.backend == "ref" ? "ref" : "cpu";
-    fo.threads = options.pipeline.threads;
-    std::shared_ptr<arc2face::FaceAnalyzer> fa = arc2face::FaceAnalyzer::create(fo);
+  if (options.face) {
+    std::shared_ptr<arc2face::FaceAnalyzer> fa = arc2face::FaceAnalyzer::create(*options.face);
     e.analyze_photo = [fa](const std::string& bytes) {
       MemFile file(bytes);
       try {
@@ -84,18 +79,25 @@ Engine make_pipeline_engine(const PipelineEngineOptions& options) {
   }
   std::shared_ptr<arc2face::Pipeline> pipe = arc2face::Pipeline::create(options.pipeline);
   e.lcm_available = !options.pipeline.lcm_lora.empty();
+  const auto& po = options.pipeline;
+  auto or_null = [](const std::string& s) { return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s); };
   e.generate = [pipe](const arc2face::GenerateRequest& r, const arc2face::ProgressFn& progress) {
     return pipe->generate(r, progress);
   };
   e.description = {
-      {"models_dir", options.pipeline.models_dir},
-      {"base_dir", options.pipeline.base_dir},
-      {"backend", options.pipeline.backend},
-      {"dtype", options.pipeline.dtype},
-      {"lcm_lora", options.pipeline.lcm_lora.empty() ? nlohmann::json(nullptr)
-                                                     : nlohmann::json(options.pipeline.lcm_lora)},
-      {"face_models",
-       options.face_models.empty() ? nlohmann::json(nullptr) : nlohmann::json(options.face_models)}};
+      {"models_dir", or_null(po.models_dir)},
+      {"base_dir", or_null(po.base_dir)},
+      {"unet_dir", or_null(po.unet_dir)},
+      {"encoder_dir", or_null(po.encoder_dir)},
+      {"vae_dir", or_null(po.vae_dir)},
+      {"backend", po.backend},
+      {"dtype", po.dtype},
+      {"lcm_lora", or_null(po.lcm_lora)},
+      {"face_detector", options.face
+                            ? or_null(options.face->detector_path.empty() ? options.face->antelope_dir
+                                                                          : options.face->detector_path)
+                            : nlohmann::json(nullptr)},
+      {"face_recognizer", options.face ? or_null(options.face->recognizer_path) : nlohmann::json(nullptr)}};
   return e;
 }
 

@@ -2,7 +2,9 @@
 // the std::function interface the server uses.
 #pragma once
 #include <arc2face/arc2face.h>
+#include <arc2face/face.h>
 
+#include <optional>
 #include <string>
 
 #include "server/engine.h"
@@ -10,8 +12,8 @@
 namespace a2f_server {
 
 struct PipelineEngineOptions {
-  arc2face::PipelineOptions pipeline;  // pipeline.lcm_lora set: requests with "lcm": true are accepted
-  std::string face_models;             // antelopev2 folder (SCRFD + arcface.onnx); empty: no photo input
+  arc2face::PipelineOptions pipeline;                 // pipeline.lcm_lora set: "lcm": true is accepted
+  std::optional<arc2face::FaceAnalyzerOptions> face;  // none: photo input is refused (501)
 };
 
 // Loads the models (throws arc2face::Error with the reason when they cannot be loaded). Face analysis reads

@@ -23,7 +23,10 @@ PipelineEngineOptions fixture_engine_options() {
   PipelineEngineOptions o;
   o.pipeline.models_dir = fixture("models").string();
   o.pipeline.base_dir = fixture("models/sd15").string();
-  o.face_models = fixture("face/antelopev2_mini").string();
+  arc2face::FaceAnalyzerOptions fo;
+  fo.antelope_dir = fixture("face/antelopev2_mini").string();
+  fo.threads = 1;
+  o.face = fo;
   o.pipeline.threads = 1;  // tiny models: more threads only add synchronisation on a loaded machine
   return o;
 }
