@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   a2f_cli::register_doctor(app);
   a2f_cli::register_generate(app);
   a2f_cli::register_embed(app);
+  a2f_cli::register_eval(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
