@@ -2,10 +2,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <unistd.h>
 
 #include "arc2face/arc2face.h"
+#include "arc2face/eval.h"
+#include "arc2face/face.h"
 #include "commands.h"
 
 namespace fs = std::filesystem;
@@ -51,7 +54,61 @@ class ProgressBar {
   bool on_, tty_;
 };
 
-void run_generate(const GenerateArgs& a) {
+// --- ID-similarity scoring: --score prints each image's ID similarity and writes it into the PNG text;
+// --best-of K generates K candidates per requested image (image i, candidate c: seed + i*K + c, each from its
+// own generator) and keeps the most similar. Both need the face models (--antelope).
+struct ScoreArgs {
+  bool score = false;
+  int best_of = 1;
+  std::string antelope;
+  bool active() const { return score || best_of > 1; }
+};
+
+// r.seed is resolved here when random (and left at the base seed for the final message).
+std::vector<arc2face::GeneratedImage> generate_scored(arc2face::Pipeline& pipe, arc2face::GenerateRequest& r,
+                                                      const ScoreArgs& s, const arc2face::ProgressFn& progress) {
+  const arc2face::PipelineOptions& o = pipe.options();
+  arc2face::FaceAnalyzerOptions fo;
+  fo.antelope_dir = s.antelope.empty() ? (fs::path(o.models_dir) / "antelopev2").string() : s.antelope;
+  fo.threads = o.threads;
+  auto fa = arc2face::FaceAnalyzer::create(fo);
+  const int k = s.best_of, n = r.num_images;
+  if (r.seed < 0) r.seed = static_cast<int64_t>(std::random_device{}() & 0x7fffffffu);
+  const int64_t base = r.seed;
+  if (k > 1) {
+    if (!r.latents.empty()) throw arc2face::Error("--best-of and --latents cannot be combined");
+    r.num_images = k;
+    r.per_image_seeds = true;
+  }
+  std::vector<arc2face::GeneratedImage> out;
+  for (int i = 0; i < (k > 1 ? n : 1); ++i) {
+    if (k > 1) r.seed = base + int64_t(i) * k;
+    std::vector<arc2face::GeneratedImage> cand = pipe.generate(r, progress);
+    std::vector<arc2face::ImageScore> sc;
+    for (const auto& c : cand) sc.push_back(arc2face::score_image(*fa, r.id_embedding, c));
+    for (size_t j = 0; j < cand.size(); ++j) {
+      if (k > 1) std::fprintf(stderr, "image %d candidate %zu (seed %lld): ", i, j, (long long)cand[j].seed);
+      else std::fprintf(stderr, "image %d (seed %lld): ", cand[j].index, (long long)cand[j].seed);
+      if (sc[j].detected) std::fprintf(stderr, "ID similarity %.4f\n", sc[j].similarity);
+      else std::fprintf(stderr, "no face found\n");
+    }
+    const std::vector<size_t> keep = k > 1 ? arc2face::best_of(sc, k) : std::vector<size_t>{};
+    for (size_t j = 0; j < cand.size(); ++j) {
+      if (k > 1 && j != keep[0]) continue;
+      arc2face::GeneratedImage img = std::move(cand[j]);
+      if (k > 1) {
+        img.index = i;
+        img.parameters += ", Best of: " + std::to_string(k);
+      }
+      img.parameters = arc2face::parameters_with_score(img.parameters, sc[j]);
+      out.push_back(std::move(img));
+    }
+  }
+  r.seed = base;
+  return out;
+}
+
+void run_generate(const GenerateArgs& a, const ScoreArgs& s) {
   arc2face::PipelineOptions o;
   o.models_dir = a.models.empty() ? default_models_dir() : a.models;
   o.base_dir = a.base.empty() ? (fs::path(o.models_dir) / "stable-diffusion-v1-5").string() : a.base;
@@ -72,7 +129,8 @@ void run_generate(const GenerateArgs& a) {
   if (!a.latents.empty()) r.latents = arc2face::read_float_npy(a.latents);
   auto pipe = arc2face::Pipeline::create(o);
   ProgressBar bar(!a.quiet);
-  auto images = pipe->generate(r, [&](const arc2face::Progress& p) { return bar(p); });
+  const arc2face::ProgressFn progress = [&](const arc2face::Progress& p) { return bar(p); };
+  auto images = s.active() ? generate_scored(*pipe, r, s, progress) : pipe->generate(r, progress);
   std::error_code ec;
   fs::create_directories(a.out, ec);
   if (ec) throw arc2face::Error("cannot create the output folder " + a.out + ": " + ec.message());
@@ -82,8 +140,9 @@ void run_generate(const GenerateArgs& a) {
     arc2face::write_png(path, img);
     std::printf("%s\n", path.c_str());
   }
-  std::fprintf(stderr, "seed %lld (repeat with --seed %lld)\n", static_cast<long long>(images.at(0).seed),
-               static_cast<long long>(images.at(0).seed));
+  const int64_t first_seed = s.best_of > 1 ? r.seed : images.at(0).seed;  // best-of: the base seed
+  std::fprintf(stderr, "seed %lld (repeat with --seed %lld)\n", static_cast<long long>(first_seed),
+               static_cast<long long>(first_seed));
 }
 
 }  // namespace
@@ -113,7 +172,13 @@ void register_generate(CLI::App& app) {
   c->add_option("--dtype", a->dtype, "compute dtype of the weights: fp32 | bf16");
   c->add_option("--device", a->device, "cpu | ref | cuda");
   c->add_flag("-q,--quiet", a->quiet, "no progress output");
-  c->callback([a] { run_generate(*a); });
+  // ID similarity (see ScoreArgs)
+  auto s = std::make_shared<ScoreArgs>();
+  c->add_flag("--score", s->score, "print each image's ID similarity and write it into the PNG text");
+  c->add_option("--best-of", s->best_of, "generate K candidates per image, keep the most similar (implies --score)")
+      ->check(CLI::Range(1, 64));
+  c->add_option("--antelope", s->antelope, "face models for --score/--best-of (default: MODELS/antelopev2)");
+  c->callback([a, s] { run_generate(*a, *s); });
 }
 
 }  // namespace a2f_cli

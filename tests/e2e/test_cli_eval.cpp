@@ -17,6 +17,7 @@
 
 #include "common/cli_util.h"
 #include "common/test_util.h"
+#include "io/image.h"
 #include "io/npy.h"
 
 namespace fs = std::filesystem;
@@ -187,6 +188,46 @@ TEST_F(CliEval, GeneratedNoiseImageIsReadableAndTheRunGoesOn) {
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("arc2face_3_0.png\t"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("images 2, readable 2"), std::string::npos) << r.out;
+}
+
+// generate --score / --best-of K: the kept candidate is the most similar one of K generated alone, and the
+// similarity written into its PNG is the one eval measures on the written file.
+TEST_F(CliEval, GenerateScoreAndBestOf) {
+  const fs::path emb = fixture("face/reference/s01_640x480/normed_embedding.npy");
+  const std::string gen = "generate -q --threads 1 --id-embedding " + q(emb) + " --models " + q(fixture("models")) +
+                          " --base " + q(fixture("models/sd15")) + " --steps 2 --width 64 --height 64 --antelope " +
+                          q(fixture("face/antelopev2_mini")) + " ";
+  auto all = a2f::test::run_cli(gen + "-n 3 --per-image-seeds --seed 5 --score --out " + q(dir_ / "all"));
+  ASSERT_EQ(all.status, 0) << all.out;
+  auto best = a2f::test::run_cli(gen + "-n 1 --seed 5 --best-of 3 --out " + q(dir_ / "best"));
+  ASSERT_EQ(best.status, 0) << best.out;
+  Run e = run("eval --json --identity " + q(emb) + " " + face_args() + "-g " + q(dir_ / "all"));
+  ASSERT_EQ(e.status, 0) << e.err;
+  auto j = nlohmann::json::parse(e.out);
+  ASSERT_EQ(j["images"].size(), 3u);
+  int want = -1;
+  double want_sim = -2;
+  for (int i = 0; i < 3; ++i) {
+    const auto& x = j["images"][i];
+    const fs::path png = x["path"].get<std::string>();
+    EXPECT_EQ(png.filename().string(), "arc2face_" + std::to_string(5 + i) + "_" + std::to_string(i) + ".png");
+    const std::string text = a2f::png_read_text(png).at(0).second;
+    if (x["detected"].get<bool>()) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "ID similarity: %.4f", x["similarity"].get<double>());
+      EXPECT_NE(text.find(buf), std::string::npos) << text;
+      if (x["similarity"].get<double>() > want_sim) want = i, want_sim = x["similarity"].get<double>();
+    } else {
+      EXPECT_NE(text.find("ID similarity: no face"), std::string::npos) << text;
+    }
+  }
+  if (want < 0) want = 0;  // no candidate with a face: the first is kept
+  const fs::path kept = dir_ / "best" / ("arc2face_" + std::to_string(5 + want) + "_0.png");
+  ASSERT_TRUE(fs::exists(kept)) << best.out;
+  const fs::path cand = dir_ / "all" / ("arc2face_" + std::to_string(5 + want) + "_" + std::to_string(want) + ".png");
+  EXPECT_EQ(a2f::image_read(kept).pixels, a2f::image_read(cand).pixels);
+  EXPECT_NE(a2f::png_read_text(kept).at(0).second.find("Best of: 3"), std::string::npos);
+  EXPECT_NE(best.out.find("candidate 2 (seed 7)"), std::string::npos) << best.out;
 }
 
 TEST_F(CliEval, UsageErrors) {
