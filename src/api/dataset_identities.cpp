@@ -41,6 +41,11 @@ std::vector<float> normalized(const std::vector<float>& v, const std::string& wh
 // The largest a . rows[j] over j < n (parallel over j; the max does not depend on the split).
 double max_dot(const std::vector<std::vector<float>>& rows, size_t n, const float* a) {
   if (n == 0) return -2.0;
+  if (n < 2048) {  // not worth waking the thread pool
+    double m = -2.0;
+    for (size_t j = 0; j < n; ++j) m = std::max(m, dot512(rows[j].data(), a));
+    return m;
+  }
   const int64_t chunks = std::min<int64_t>(int64_t(n), std::max(1, a2f::num_threads()) * 4);
   std::vector<double> best(size_t(chunks), -2.0);
   const int64_t per = (int64_t(n) + chunks - 1) / chunks;
