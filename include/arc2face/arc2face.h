@@ -35,6 +35,9 @@ class Cancelled : public Error {
 struct PipelineOptions {
   std::string models_dir;  // FoivosPar/Arc2Face layout: arc2face/ (UNet), encoder/ (CLIP text encoder)
   std::string base_dir;    // SD1.5 layout: vae/, tokenizer/, scheduler/
+  // Optional per-model folders (e.g. from arc2face::find_models in a Hugging Face cache); each one given
+  // overrides the folder under models_dir / base_dir.
+  std::string unet_dir, encoder_dir, vae_dir, tokenizer_dir, scheduler_dir;
   std::string backend = "cpu";  // "cpu" (oneDNN, fast), "ref" (scalar reference), "cuda" (when built with it)
   std::string dtype = "fp32";   // compute dtype of the weights: fp32 | bf16 (| fp16 on cuda)
   int threads = 0;              // 0: all cores
@@ -52,6 +55,10 @@ using ProgressFn = std::function<bool(const Progress&)>;
 
 struct GenerateRequest {
   std::vector<float> id_embedding;  // [512], L2-normalised by the pipeline like the reference does
+  // Optional, instead of id_embedding: one identity per image, num_images x 512 values (row i conditions image
+  // i), so several identities share one UNet batch. With per_image_seeds, image i depends only on its row and
+  // seed + i: the rows do not interact (checked bit-exact on the cpu backend; see docs/dataset.md).
+  std::vector<float> id_embeddings;
   int num_images = 1;
   int steps = 25;
   float guidance = 3.0f;             // classifier-free guidance; <= 1 runs no unconditional batch
