@@ -2,6 +2,7 @@
 #include <chrono>
 #include <cmath>
 #include <set>
+#include <unordered_map>
 
 #include "api/dataset_internal.h"
 #include "core/log.h"
@@ -86,24 +87,6 @@ struct ImageState {
   bool recorded = false;  // a valid manifest line exists (any shard's manifest)
 };
 
-Record make_record(const Layout& l, int64_t g, bool kept, const std::optional<ImageScore>& sc) {
-  Record r;
-  auto [i, k] = l.split(g);
-  r.identity = i;
-  r.index = k;
-  r.seed = dataset_image_seed(l.spec, i, k);
-  r.unit = l.unit_of(g);
-  r.file = l.rel_path(g, kept);
-  r.kept = kept;
-  if (sc) {
-    r.detected = sc->detected;
-    r.faces = sc->faces;
-    if (sc->detected) r.similarity = sc->similarity;
-  }
-  r.parameters = l.parameters(g);
-  return r;
-}
-
 bool record_matches(const Layout& l, const Record& r, int64_t* g) {
   if (r.identity < 0 || r.identity >= l.spec.identities || r.index < 0 || r.index >= l.spec.per_identity)
     return false;
@@ -137,21 +120,20 @@ DatasetRunReport run_dataset_shard(const DatasetRunOptions& o) {
 
     // Valid records from every manifest (a previous run may have used another shard count).
     const fs::path own_manifest = out / "manifest" / manifest_name(shard);
-    std::map<int64_t, Record> recorded;  // first valid record per image
+    auto mine = [&](int64_t g) { return layout.unit_of(g) % shard.count == shard.index; };
+    std::unordered_map<int64_t, bool> recorded;  // this shard's images with a valid line -> its "kept"
     std::vector<Record> own_records;
     int64_t own_bad = 0;
     for (fs::directory_iterator it(out / "manifest", ec), end; !ec && it != end; it.increment(ec)) {
       const std::string name = it->path().filename().string();
       if (!manifest_shard(name)) continue;
-      ManifestLines m = read_manifest(it->path());
-      for (const Record& r : m.records) {
+      const bool own = it->path() == own_manifest;
+      const int64_t bad = read_manifest(it->path(), [&](Record&& r) {
         int64_t g = 0;
-        if (record_matches(layout, r, &g)) recorded.emplace(g, r);
-      }
-      if (it->path() == own_manifest) {
-        own_records = std::move(m.records);
-        own_bad = m.bad_lines;
-      }
+        if (record_matches(layout, r, &g) && mine(g)) recorded.emplace(g, r.kept);
+        if (own) own_records.push_back(std::move(r));
+      });
+      if (own) own_bad = bad;
     }
 
     // The state of every image of this shard: temporary files removed, final files verified.
@@ -170,7 +152,7 @@ DatasetRunReport run_dataset_shard(const DatasetRunOptions& o) {
           if (!fs::exists(p, ec)) continue;
           std::string why;
           const bool ok = !st.done && verify_png(p, spec.width, spec.height, layout.parameters(g), &why) &&
-                          (rec == recorded.end() || rec->second.kept == kept);
+                          (rec == recorded.end() || rec->second == kept);
           if (ok) {
             st.done = true;
             st.kept = kept;
@@ -228,7 +210,7 @@ DatasetRunReport run_dataset_shard(const DatasetRunOptions& o) {
         verify_png(out / layout.rel_path(g, st.kept), spec.width, spec.height, layout.parameters(g), &why, &img.rgb);
         sc = score(img, g);
       }
-      manifest.append(make_record(layout, g, st.kept, sc).to_line());
+      manifest.append(layout.record(g, st.kept, sc).to_line());
       st.recorded = true;
       ++rep.recovered;
     }
@@ -275,7 +257,7 @@ DatasetRunReport run_dataset_shard(const DatasetRunOptions& o) {
         A2F_CHECK(!ec, "cannot create ", p.parent_path().string(), ": ", ec.message());
         const std::vector<uint8_t> png = encode_png(img);
         write_file_atomic(p, png.data(), png.size());                   // the image first,
-        manifest.append(make_record(layout, g, kept, sc).to_line());  // then its line
+        manifest.append(layout.record(g, kept, sc).to_line());  // then its line
         state[g] = {true, kept, true};
         ++rep.generated;
         if (!kept) ++rep.filtered;

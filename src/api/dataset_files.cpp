@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "api/dataset_internal.h"
 #include "io/image.h"
@@ -51,6 +52,22 @@ std::string Layout::parameters(int64_t g) const {
                   ", CFG scale: ", format_float(spec.guidance), ", Size: ", spec.width, "x", spec.height,
                   ", Dtype: ", dtype, ", Backend: ", backend, ", Unit: ", u, " of ", unit_size(u),
                   " images, Dataset seed: ", spec.seed, ", Generator: torch cpu, ", kVersion);
+}
+
+Record Layout::record(int64_t g, bool kept, const std::optional<ImageScore>& sc) const {
+  Record r;
+  std::tie(r.identity, r.index) = split(g);
+  r.seed = dataset_image_seed(spec, r.identity, r.index);
+  r.unit = unit_of(g);
+  r.file = rel_path(g, kept);
+  r.kept = kept;
+  if (sc) {
+    r.detected = sc->detected;
+    r.faces = sc->faces;
+    if (sc->detected) r.similarity = sc->similarity;
+  }
+  r.parameters = parameters(g);
+  return r;
 }
 
 nlohmann::ordered_json Layout::to_json() const {
@@ -186,23 +203,21 @@ std::optional<Shard> manifest_shard(const std::string& name) {
   return Shard{i, n};
 }
 
-ManifestLines read_manifest(const fs::path& file) {
-  ManifestLines m;
-  const std::string text = read_text(file);
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) {  // a torn last line (killed mid-write)
-      ++m.bad_lines;
+int64_t read_manifest(const fs::path& file, const std::function<void(Record&&)>& fn) {
+  std::ifstream in(file, std::ios::binary);
+  A2F_CHECK(in.good(), "cannot read '", file.string(), "'");
+  int64_t bad = 0;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (in.eof()) {  // no newline after it: torn by an interrupted write
+      if (!line.empty()) ++bad;
       break;
     }
-    if (nl > pos) {
-      if (auto r = Record::parse(text.substr(pos, nl - pos))) m.records.push_back(std::move(*r));
-      else ++m.bad_lines;
-    }
-    pos = nl + 1;
+    if (line.empty()) continue;
+    if (auto r = Record::parse(line)) fn(std::move(*r));
+    else ++bad;
   }
-  return m;
+  return bad;
 }
 
 void write_file_atomic(const fs::path& path, const void* data, size_t size) {

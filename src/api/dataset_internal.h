@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <algorithm>
 #include <map>
 #include <new>
@@ -22,6 +23,8 @@ namespace fs = std::filesystem;
 inline constexpr const char* kFormat = "arc2face-dataset 1";
 inline constexpr const char* kVersion = "arc2face.cpp 0.1.0";
 
+struct Record;
+
 // Everything about the dataset that decides its files: the spec plus the compute settings that change bytes.
 struct Layout {
   DatasetSpec spec;
@@ -40,6 +43,8 @@ struct Layout {
   std::string rel_path(int64_t g, bool kept) const;
   // The PNG "parameters" text of image g: what verification compares.
   std::string parameters(int64_t g) const;
+  // The manifest line of image g (score: none when not scored; similarity only used when detected).
+  Record record(int64_t g, bool kept, const std::optional<ImageScore>& score) const;
 
   nlohmann::ordered_json to_json() const;
   static Layout from_json(const nlohmann::json& j, const std::string& what);
@@ -66,12 +71,9 @@ struct Record {
 std::string manifest_name(const Shard& s);                  // "shard-00001-of-00003.jsonl"
 std::optional<Shard> manifest_shard(const std::string& name);  // inverse; nullopt for other names
 
-// Reads every manifest/*.jsonl: valid records in file order, with the number of unusable lines.
-struct ManifestLines {
-  std::vector<Record> records;
-  int64_t bad_lines = 0;
-};
-ManifestLines read_manifest(const fs::path& file);
+// Streams a manifest file: fn(record) for every valid line in file order; returns the number of unusable lines
+// (malformed, or a torn last line without its newline).
+int64_t read_manifest(const fs::path& file, const std::function<void(Record&&)>& fn);
 
 // Files.
 void write_file_atomic(const fs::path& path, const void* data, size_t size);  // path.tmp, then rename
