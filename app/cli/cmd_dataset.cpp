@@ -64,7 +64,8 @@ void run_dataset(const DatasetArgs& a) {
   if (s.per_identity < 1) throw arc2face::Error("--per-identity K is required (images per identity)");
   o.shard = arc2face::resolve_shard(a.shard, a.shard_count);
   o.pipeline.models_dir = models_dir(a);
-  o.pipeline.base_dir = a.base.empty() ? (fs::path(o.pipeline.models_dir) / "stable-diffusion-v1-5").string() : a.base;
+  o.pipeline.base_dir =
+      a.base.empty() ? (fs::path(o.pipeline.models_dir) / "stable-diffusion-v1-5").string() : a.base;
   o.pipeline.backend = a.device;
   o.pipeline.dtype = a.dtype;
   o.pipeline.threads = a.threads;
@@ -91,12 +92,13 @@ void run_dataset(const DatasetArgs& a) {
     };
   }
   const arc2face::DatasetRunReport r = arc2face::run_dataset_shard(o);
-  std::printf("shard %s: %lld images, %lld already complete, %lld made (%lld filtered), %lld recovered, %lld "
-              "temporary and %lld damaged files removed, %.1f s generating",
-              tag.c_str(), (long long)r.images, (long long)r.verified, (long long)r.generated,
-              (long long)r.filtered, (long long)r.recovered, (long long)r.removed_tmp, (long long)r.removed_corrupt,
-              r.seconds);
-  if (r.generated > 0 && r.seconds > 0) std::printf(" (%.0f images/hour)", 3600.0 * double(r.generated) / r.seconds);
+  std::printf(
+      "shard %s: %lld images, %lld already complete, %lld made (%lld filtered), %lld recovered, %lld "
+      "temporary and %lld damaged files removed, %.1f s generating",
+      tag.c_str(), (long long)r.images, (long long)r.verified, (long long)r.generated, (long long)r.filtered,
+      (long long)r.recovered, (long long)r.removed_tmp, (long long)r.removed_corrupt, r.seconds);
+  if (r.generated > 0 && r.seconds > 0)
+    std::printf(" (%.0f images/hour)", 3600.0 * double(r.generated) / r.seconds);
   std::printf("\n");
 }
 
@@ -122,7 +124,8 @@ void run_merge(const MergeArgs& a) {
     for (const auto& p : r.problems) std::fprintf(stderr, "problem: %s\n", p.c_str());
     for (const auto& m : r.missing) std::fprintf(stderr, "missing: %s\n", m.c_str());
     if (r.missing_count > int64_t(r.missing.size()))
-      std::fprintf(stderr, "missing: ... %lld more\n", (long long)(r.missing_count - int64_t(r.missing.size())));
+      std::fprintf(stderr, "missing: ... %lld more\n",
+                   (long long)(r.missing_count - int64_t(r.missing.size())));
     std::printf("%lld of %lld images complete (%lld kept, %lld filtered)\n", (long long)r.complete,
                 (long long)r.expected, (long long)r.kept, (long long)r.filtered);
     if (r.scored && r.similarity.images > 0) {
@@ -133,8 +136,9 @@ void run_merge(const MergeArgs& a) {
                     r.similarity.median);
       std::printf("\n");
     }
-    if (r.ok) std::printf("wrote %s and %s\n", (fs::path(a.out) / "index.jsonl").c_str(),
-                          (fs::path(a.out) / "summary.json").c_str());
+    if (r.ok)
+      std::printf("wrote %s and %s\n", (fs::path(a.out) / "index.jsonl").c_str(),
+                  (fs::path(a.out) / "summary.json").c_str());
   }
   if (!r.ok) {
     throw arc2face::Error("the dataset is not complete: " + std::to_string(r.missing_count) +
@@ -145,18 +149,23 @@ void run_merge(const MergeArgs& a) {
 }  // namespace
 
 void register_dataset(CLI::App& app) {
-  auto* c = app.add_subcommand("dataset", "make a synthetic face dataset: N identities x K images (resumable, sharded)");
+  auto* c = app.add_subcommand("dataset",
+                               "make a synthetic face dataset: N identities x K images (resumable, sharded)");
   auto a = std::make_shared<DatasetArgs>();
-  c->add_option("--identities", a->identities, "number of identities N (sampled; with --identities-from: first N)");
+  c->add_option("--identities", a->identities,
+                "number of identities N (sampled; with --identities-from: first N)");
   c->add_option("--per-identity", a->per_identity, "images per identity K");
   c->add_option("--out,-o", a->out, "dataset folder");
   c->add_option("--seed", a->seed, "dataset seed: identities and image seeds (image g = i*K+k uses seed+g)")
       ->capture_default_str();
-  c->add_option("--shard", a->shard, "I/N: this process makes shard I of N (default: from SLURM_ARRAY_TASK_ID / "
+  c->add_option("--shard", a->shard,
+                "I/N: this process makes shard I of N (default: from SLURM_ARRAY_TASK_ID / "
                 "JOB_COMPLETION_INDEX, else 0/1)");
-  c->add_option("--shard-count", a->shard_count, "N, with the index from the environment (Kubernetes Indexed Job)");
-  c->add_option("--identities-from", a->identities_from,
-                "real identities: a .npy [N,512], or a folder (one identity per photo / per sub-folder of photos)");
+  c->add_option("--shard-count", a->shard_count,
+                "N, with the index from the environment (Kubernetes Indexed Job)");
+  c->add_option(
+      "--identities-from", a->identities_from,
+      "real identities: a .npy [N,512], or a folder (one identity per photo / per sub-folder of photos)");
   c->add_option("--identity-max-cosine", a->identity_max_cosine,
                 "sampled identities: largest cosine allowed between two of them (>= 1: no check)")
       ->capture_default_str();
@@ -167,20 +176,25 @@ void register_dataset(CLI::App& app) {
       ->check(CLI::Range(1, 64));
   c->add_option("--steps", a->steps, "denoising steps")->capture_default_str();
   c->add_option("--guidance", a->guidance, "classifier-free guidance")->capture_default_str();
-  c->add_option("--scheduler", a->scheduler, "dpm++2m | dpm++2m-karras | euler | euler-a | ddim | pndm | lms | unipc")
+  c->add_option("--scheduler", a->scheduler,
+                "dpm++2m | dpm++2m-karras | euler | euler-a | ddim | pndm | lms | unipc")
       ->capture_default_str();
   c->add_option("--width", a->width, "image width")->capture_default_str();
   c->add_option("--height", a->height, "image height")->capture_default_str();
-  c->add_option("--models", a->models, "folder with arc2face/ and encoder/ (default: $ARC2FACE_MODELS or ./models)");
-  c->add_option("--base", a->base, "SD1.5 folder with vae/, tokenizer/, scheduler/ (default: MODELS/stable-diffusion-v1-5)");
-  c->add_option("--antelope", a->antelope, "face models for scoring (default: MODELS/antelopev2 when present)");
+  c->add_option("--models", a->models,
+                "folder with arc2face/ and encoder/ (default: $ARC2FACE_MODELS or ./models)");
+  c->add_option("--base", a->base,
+                "SD1.5 folder with vae/, tokenizer/, scheduler/ (default: MODELS/stable-diffusion-v1-5)");
+  c->add_option("--antelope", a->antelope,
+                "face models for scoring (default: MODELS/antelopev2 when present)");
   c->add_flag("--no-score", a->no_score, "do not detect faces / compute ID similarity");
   c->add_option("--dtype", a->dtype, "fp32 | bf16")->capture_default_str();
   c->add_option("--device", a->device, "cpu | ref | cuda")->capture_default_str();
   c->add_option("--threads", a->threads, "CPU threads (0: all cores)")->capture_default_str();
   c->add_flag("-q,--quiet", a->quiet, "no progress output");
 
-  auto* m = c->add_subcommand("merge", "check that every image of every shard is complete; write index.jsonl");
+  auto* m =
+      c->add_subcommand("merge", "check that every image of every shard is complete; write index.jsonl");
   auto ma = std::make_shared<MergeArgs>();
   m->add_option("--out,-o", ma->out, "dataset folder")->required();
   m->add_flag("--no-verify", ma->no_verify, "do not decode every PNG (only check that the files exist)");

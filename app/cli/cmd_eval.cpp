@@ -1,7 +1,7 @@
 // `arc2face eval --identity EMB.npy | --image IMG... --generated DIR|IMG... [--json | --csv]`: the paper's
-// ID-similarity metric. Every generated image is detected and embedded; its cosine similarity to the identity,
-// the face-detection rate and a summary (mean, std, quantiles) are printed. An unreadable image or one without
-// a face is reported on its own line and never stops the run.
+// ID-similarity metric. Every generated image is detected and embedded; its cosine similarity to the
+// identity, the face-detection rate and a summary (mean, std, quantiles) are printed. An unreadable image or
+// one without a face is reported on its own line and never stops the run.
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -31,7 +31,8 @@ struct EvalArgs {
 };
 
 std::string default_antelope_dir() {
-  if (const char* e = std::getenv("ARC2FACE_MODELS"); e && *e) return (std::filesystem::path(e) / "antelopev2").string();
+  if (const char* e = std::getenv("ARC2FACE_MODELS"); e && *e)
+    return (std::filesystem::path(e) / "antelopev2").string();
   return "models/antelopev2";
 }
 
@@ -150,20 +151,24 @@ void run_eval(const EvalArgs& a) {
 }  // namespace
 
 void register_eval(CLI::App& app) {
-  auto* cmd = app.add_subcommand("eval", "ID similarity of generated images to an identity (the paper's metric)");
+  auto* cmd =
+      app.add_subcommand("eval", "ID similarity of generated images to an identity (the paper's metric)");
   auto a = std::make_shared<EvalArgs>();
   cmd->add_option("--identity", a->identity, "the identity: float32 .npy [512] (e.g. from arc2face embed)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--image,-i", a->images, "or photo(s) of the person; several are combined (mean)");
-  cmd->add_option("--generated,-g", a->generated, "generated images: files and/or folders (*.png, *.jpg, *.webp)")
+  cmd->add_option("--generated,-g", a->generated,
+                  "generated images: files and/or folders (*.png, *.jpg, *.webp)")
       ->required();
   cmd->add_flag("--recursive,-r", a->recursive, "also look into sub-folders of the --generated folders");
-  cmd->add_option("--antelope", a->antelope,
-                  "folder with scrfd_10g_bnkps.onnx and arcface.onnx (default: $ARC2FACE_MODELS/antelopev2 or "
-                  "models/antelopev2)");
+  cmd->add_option(
+      "--antelope", a->antelope,
+      "folder with scrfd_10g_bnkps.onnx and arcface.onnx (default: $ARC2FACE_MODELS/antelopev2 or "
+      "models/antelopev2)");
   cmd->add_option("--detector", a->detector, "detector .onnx (overrides the folder)");
-  cmd->add_option("--recognizer", a->recognizer,
-                  "recognizer .onnx (overrides the folder; e.g. another face-recognition model as the evaluator)");
+  cmd->add_option(
+      "--recognizer", a->recognizer,
+      "recognizer .onnx (overrides the folder; e.g. another face-recognition model as the evaluator)");
   cmd->add_flag("--json", a->json, "print per-image results and the summary as JSON");
   cmd->add_flag("--csv", a->csv, "print per-image results as CSV (the summary goes to stderr)");
   cmd->add_option("--backend", a->backend, "cpu or ref")->capture_default_str();

@@ -66,7 +66,8 @@ struct ScoreArgs {
 
 // r.seed is resolved here when random (and left at the base seed for the final message).
 std::vector<arc2face::GeneratedImage> generate_scored(arc2face::Pipeline& pipe, arc2face::GenerateRequest& r,
-                                                      const ScoreArgs& s, const arc2face::ProgressFn& progress) {
+                                                      const ScoreArgs& s,
+                                                      const arc2face::ProgressFn& progress) {
   const arc2face::PipelineOptions& o = pipe.options();
   arc2face::FaceAnalyzerOptions fo;
   fo.antelope_dir = s.antelope.empty() ? (fs::path(o.models_dir) / "antelopev2").string() : s.antelope;
@@ -175,7 +176,8 @@ void register_generate(CLI::App& app) {
   // ID similarity (see ScoreArgs)
   auto s = std::make_shared<ScoreArgs>();
   c->add_flag("--score", s->score, "print each image's ID similarity and write it into the PNG text");
-  c->add_option("--best-of", s->best_of, "generate K candidates per image, keep the most similar (implies --score)")
+  c->add_option("--best-of", s->best_of,
+                "generate K candidates per image, keep the most similar (implies --score)")
       ->check(CLI::Range(1, 64));
   c->add_option("--antelope", s->antelope, "face models for --score/--best-of (default: MODELS/antelopev2)");
   c->callback([a, s] { run_generate(*a, *s); });

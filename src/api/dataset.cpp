@@ -1,4 +1,5 @@
-// arc2face dataset: one shard of a synthetic dataset, resumable (include/arc2face/dataset.h, docs/dataset.md).
+// arc2face dataset: one shard of a synthetic dataset, resumable (include/arc2face/dataset.h,
+// docs/dataset.md).
 #include <chrono>
 #include <cmath>
 #include <set>
@@ -27,7 +28,8 @@ void check_spec(const DatasetRunOptions& o) {
             "--identities N must be at least 1 (or give --identities-from DIR|FILE.npy)");
   A2F_CHECK(s.per_identity >= 1 && s.per_identity <= 1000000, "--per-identity must be 1..1000000, got ",
             s.per_identity);
-  A2F_CHECK(s.seed >= 0 && s.seed < (int64_t(1) << 62), "--seed must be a non-negative integer, got ", s.seed);
+  A2F_CHECK(s.seed >= 0 && s.seed < (int64_t(1) << 62), "--seed must be a non-negative integer, got ",
+            s.seed);
   A2F_CHECK(s.batch >= 1 && s.batch <= 64, "--batch must be 1..64, got ", s.batch);
   A2F_CHECK(o.shard.count >= 1 && o.shard.index >= 0 && o.shard.index < o.shard.count, "invalid shard ",
             o.shard.index, "/", o.shard.count);
@@ -42,11 +44,14 @@ void check_spec(const DatasetRunOptions& o) {
 std::vector<std::vector<float>> init_dataset(const DatasetRunOptions& o, Layout& layout) {
   const fs::path out(o.out_dir);
   FileLock lock(out / ".init.lock", true);
-  if (lock.unsupported()) a2f::log_warn("file locks are not supported in ", out.string(), ": do not start two "
-                                        "processes for the first time at the same moment");
+  if (lock.unsupported())
+    a2f::log_warn("file locks are not supported in ", out.string(),
+                  ": do not start two "
+                  "processes for the first time at the same moment");
   std::error_code ec;
   for (const char* tmp : {"dataset.json.tmp", "identities.npy.tmp"}) fs::remove(out / tmp, ec);
-  for (fs::directory_iterator it(out, ec), end; !ec && it != end; it.increment(ec)) {  // npy_write's temp names
+  for (fs::directory_iterator it(out, ec), end; !ec && it != end;
+       it.increment(ec)) {  // npy_write's temp names
     if (it->path().filename().string().rfind("identities.npy.tmp.", 0) == 0) fs::remove(it->path(), ec);
   }
   const fs::path meta = out / "dataset.json", ids = out / "identities.npy";
@@ -115,8 +120,8 @@ DatasetRunReport run_dataset_shard(const DatasetRunOptions& o) {
 
     const Shard shard = o.shard;
     FileLock shard_lock(out / "manifest" / (manifest_name(shard) + ".lock"), false);
-    A2F_CHECK(shard_lock.held() || shard_lock.unsupported(), "another process is working on shard ", shard.index,
-              "/", shard.count, " of ", o.out_dir, " (", manifest_name(shard), ".lock is held)");
+    A2F_CHECK(shard_lock.held() || shard_lock.unsupported(), "another process is working on shard ",
+              shard.index, "/", shard.count, " of ", o.out_dir, " (", manifest_name(shard), ".lock is held)");
 
     // Valid records from every manifest (a previous run may have used another shard count).
     const fs::path own_manifest = out / "manifest" / manifest_name(shard);
@@ -207,7 +212,8 @@ DatasetRunReport run_dataset_shard(const DatasetRunOptions& o) {
         img.height = spec.height;
         img.index = int(g);
         std::string why;
-        verify_png(out / layout.rel_path(g, st.kept), spec.width, spec.height, layout.parameters(g), &why, &img.rgb);
+        verify_png(out / layout.rel_path(g, st.kept), spec.width, spec.height, layout.parameters(g), &why,
+                   &img.rgb);
         sc = score(img, g);
       }
       manifest.append(layout.record(g, st.kept, sc).to_line());
@@ -251,12 +257,13 @@ DatasetRunReport run_dataset_shard(const DatasetRunOptions& o) {
         img.index = int(g);
         img.parameters = layout.parameters(g);
         const std::optional<ImageScore> sc = score(img, g);
-        const bool kept = !layout.filtering() || (sc && sc->detected && sc->similarity >= spec.min_similarity);
+        const bool kept =
+            !layout.filtering() || (sc && sc->detected && sc->similarity >= spec.min_similarity);
         const fs::path p = out / layout.rel_path(g, kept);
         fs::create_directories(p.parent_path(), ec);
         A2F_CHECK(!ec, "cannot create ", p.parent_path().string(), ": ", ec.message());
         const std::vector<uint8_t> png = encode_png(img);
-        write_file_atomic(p, png.data(), png.size());                   // the image first,
+        write_file_atomic(p, png.data(), png.size());           // the image first,
         manifest.append(layout.record(g, kept, sc).to_line());  // then its line
         state[g] = {true, kept, true};
         ++rep.generated;

@@ -48,10 +48,11 @@ std::string Layout::parameters(int64_t g) const {
   auto [i, k] = split(g);
   const int64_t u = unit_of(g);
   return a2f::cat("Arc2Face synthetic dataset image; Identity: ", i, ", Image: ", k,
-                  ", Seed: ", dataset_image_seed(spec, i, k), ", Steps: ", spec.steps, ", Sampler: ", spec.scheduler,
-                  ", CFG scale: ", format_float(spec.guidance), ", Size: ", spec.width, "x", spec.height,
-                  ", Dtype: ", dtype, ", Backend: ", backend, ", Unit: ", u, " of ", unit_size(u),
-                  " images, Dataset seed: ", spec.seed, ", Generator: torch cpu, ", kVersion);
+                  ", Seed: ", dataset_image_seed(spec, i, k), ", Steps: ", spec.steps,
+                  ", Sampler: ", spec.scheduler, ", CFG scale: ", format_float(spec.guidance),
+                  ", Size: ", spec.width, "x", spec.height, ", Dtype: ", dtype, ", Backend: ", backend,
+                  ", Unit: ", u, " of ", unit_size(u), " images, Dataset seed: ", spec.seed,
+                  ", Generator: torch cpu, ", kVersion);
 }
 
 Record Layout::record(int64_t g, bool kept, const std::optional<ImageScore>& sc) const {
@@ -85,7 +86,8 @@ nlohmann::ordered_json Layout::to_json() const {
   s["scheduler"] = spec.scheduler;
   s["width"] = spec.width;
   s["height"] = spec.height;
-  s["min_similarity"] = filtering() ? nlohmann::ordered_json(spec.min_similarity) : nlohmann::ordered_json(nullptr);
+  s["min_similarity"] =
+      filtering() ? nlohmann::ordered_json(spec.min_similarity) : nlohmann::ordered_json(nullptr);
   s["dtype"] = dtype;
   s["backend"] = backend;
   s["scored"] = scored;
@@ -136,7 +138,8 @@ std::vector<std::string> Layout::differences(const Layout& a) const {
   cmp("per_identity", spec.per_identity, a.spec.per_identity);
   cmp("seed", spec.seed, a.spec.seed);
   cmp("identities_from", spec.identities_from, a.spec.identities_from);
-  if (spec.identities_from.empty()) cmp("identity_max_cosine", spec.identity_max_cosine, a.spec.identity_max_cosine);
+  if (spec.identities_from.empty())
+    cmp("identity_max_cosine", spec.identity_max_cosine, a.spec.identity_max_cosine);
   cmp("batch", spec.batch, a.spec.batch);
   cmp("steps", spec.steps, a.spec.steps);
   cmp("guidance", spec.guidance, a.spec.guidance);
@@ -214,8 +217,10 @@ int64_t read_manifest(const fs::path& file, const std::function<void(Record&&)>&
       break;
     }
     if (line.empty()) continue;
-    if (auto r = Record::parse(line)) fn(std::move(*r));
-    else ++bad;
+    if (auto r = Record::parse(line))
+      fn(std::move(*r));
+    else
+      ++bad;
   }
   return bad;
 }
@@ -334,7 +339,8 @@ std::string dataset_image_path(const DatasetSpec& spec, int identity, int index,
   using dataset_detail::padded;
   const int id_w = std::max(6, digits(std::max(0, spec.identities - 1)));
   const int im_w = std::max(4, digits(std::max(0, spec.per_identity - 1)));
-  return std::string(kept ? "images/" : "filtered/") + padded(identity, id_w) + "/" + padded(index, im_w) + ".png";
+  return std::string(kept ? "images/" : "filtered/") + padded(identity, id_w) + "/" + padded(index, im_w) +
+         ".png";
 }
 
 }  // namespace arc2face

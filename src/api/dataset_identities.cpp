@@ -65,7 +65,8 @@ class AcceptedSet {
 // kRecheck of the threshold is recomputed exactly, so every decision is the float64 one on every machine.
 constexpr double kRecheck = 1e-3;  // >> the float32 GEMM error for unit vectors of 512 values (~1e-6)
 
-bool exceeds(const float* gemm_row, int64_t n, const AcceptedSet& acc, int64_t first, const float* u, double t) {
+bool exceeds(const float* gemm_row, int64_t n, const AcceptedSet& acc, int64_t first, const float* u,
+             double t) {
   for (int64_t j = 0; j < n; ++j) {
     const double f = gemm_row[j];
     if (f > t + kRecheck) return true;
@@ -90,8 +91,8 @@ int env_int(const char* name, bool* present) {
 std::vector<std::vector<float>> sample_identities(int count, int64_t seed, double max_cosine) {
   return dataset_detail::api_call([&] {
     A2F_CHECK(count >= 1, "the number of identities must be at least 1, got ", count);
-    A2F_CHECK(std::isfinite(max_cosine) && max_cosine > -1.0, "the identity max cosine must be in (-1, 1], got ",
-              max_cosine);
+    A2F_CHECK(std::isfinite(max_cosine) && max_cosine > -1.0,
+              "the identity max cosine must be in (-1, 1], got ", max_cosine);
     a2f::TorchGenerator gen(static_cast<uint64_t>(seed));
     const bool check = max_cosine < 1.0;
     const int64_t max_draws = int64_t(count) * 50 + 2000;
@@ -100,8 +101,9 @@ std::vector<std::vector<float>> sample_identities(int count, int64_t seed, doubl
     int64_t draws = 0, rejected = 0;
     constexpr int64_t kBlock = 256;  // candidates drawn (in order) and compared per GEMM
     while (acc.size() < count) {
-      A2F_CHECK(draws < max_draws, "sampling ", count, " identities with cosine <= ", max_cosine, " took over ",
-                max_draws, " draws (", acc.size(), " accepted): the max cosine is too small for this many "
+      A2F_CHECK(draws < max_draws, "sampling ", count, " identities with cosine <= ", max_cosine,
+                " took over ", max_draws, " draws (", acc.size(),
+                " accepted): the max cosine is too small for this many "
                 "identities in 512 dimensions");
       // The next candidates, exactly as successive torch.randn(512) draws, normalised.
       const int64_t nb = std::min<int64_t>(kBlock, max_draws - draws);
@@ -115,7 +117,8 @@ std::vector<std::vector<float>> sample_identities(int count, int64_t seed, doubl
       // Against everything accepted before this block: one GEMM per row block.
       std::vector<a2f::Tensor> dots;  // [nb, rows] per block
       if (check)
-        for (size_t b = 0; b < acc.blocks(); ++b) dots.push_back(be->matmul(cand, acc.block(b), true).contiguous());
+        for (size_t b = 0; b < acc.blocks(); ++b)
+          dots.push_back(be->matmul(cand, acc.block(b), true).contiguous());
       const a2f::Tensor gram = check ? be->matmul(cand, cand, true).contiguous() : a2f::Tensor();  // [nb, nb]
       std::vector<int64_t> accepted_here;  // candidates of this block accepted so far
       for (int64_t c = 0; c < nb && acc.size() < count; ++c) {
@@ -124,7 +127,8 @@ std::vector<std::vector<float>> sample_identities(int count, int64_t seed, doubl
         bool reject = false;
         for (size_t b = 0; check && !reject && b < dots.size(); ++b) {
           const int64_t rows = dots[b].dim(1);
-          reject = exceeds(dots[b].data<float>() + c * rows, rows, acc, int64_t(b) * AcceptedSet::kRows, u, max_cosine);
+          reject = exceeds(dots[b].data<float>() + c * rows, rows, acc, int64_t(b) * AcceptedSet::kRows, u,
+                           max_cosine);
         }
         for (size_t j = 0; check && !reject && j < accepted_here.size(); ++j) {
           const int64_t o = accepted_here[j];
@@ -143,8 +147,9 @@ std::vector<std::vector<float>> sample_identities(int count, int64_t seed, doubl
     std::vector<std::vector<float>> out;
     out.reserve(size_t(count));
     for (int64_t i = 0; i < acc.size(); ++i) out.emplace_back(acc.row(i), acc.row(i) + kDim);
-    if (rejected) a2f::log_info("identity sampling: ", rejected, " of ", draws, " candidates rejected (cosine > ",
-                                max_cosine, " to an earlier identity)");
+    if (rejected)
+      a2f::log_info("identity sampling: ", rejected, " of ", draws, " candidates rejected (cosine > ",
+                    max_cosine, " to an earlier identity)");
     return out;
   });
 }
@@ -164,7 +169,8 @@ std::vector<SourceIdentity> load_identities(const std::string& path, FaceAnalyze
     std::error_code ec;
     std::vector<SourceIdentity> out;
     if (!fs::is_directory(path, ec)) {
-      A2F_CHECK(fs::exists(path, ec), "identities: ", path, " does not exist (a .npy [N, 512] or a folder of photos)");
+      A2F_CHECK(fs::exists(path, ec), "identities: ", path,
+                " does not exist (a .npy [N, 512] or a folder of photos)");
       std::vector<int64_t> shape;
       const std::vector<float> v = read_float_npy(path, &shape);
       A2F_CHECK((shape.size() == 1 && shape[0] == kDim) || (shape.size() == 2 && shape[1] == kDim), path,
@@ -179,7 +185,8 @@ std::vector<SourceIdentity> load_identities(const std::string& path, FaceAnalyze
     A2F_CHECK(analyzer != nullptr, "identities from the photos in ", path,
               " need the face models (--antelope DIR with scrfd_10g_bnkps.onnx and arcface.onnx)");
     std::vector<fs::path> entries;
-    for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) entries.push_back(it->path());
+    for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec))
+      entries.push_back(it->path());
     A2F_CHECK(!ec, "cannot list ", path, ": ", ec.message());
     std::sort(entries.begin(), entries.end());
     const std::vector<std::string> listed = list_images({path});
@@ -211,8 +218,9 @@ std::vector<SourceIdentity> load_identities(const std::string& path, FaceAnalyze
     if (!no_face.empty()) {
       std::string list;
       for (size_t i = 0; i < no_face.size() && i < 20; ++i) list += "\n  " + no_face[i];
-      a2f::fail("identities: no face found in ", no_face.size(), " of the photos/folders in ", path, ":", list,
-                no_face.size() > 20 ? "\n  ..." : "", "\nremove them (or replace them with photos showing a face)");
+      a2f::fail("identities: no face found in ", no_face.size(), " of the photos/folders in ", path, ":",
+                list, no_face.size() > 20 ? "\n  ..." : "",
+                "\nremove them (or replace them with photos showing a face)");
     }
     A2F_CHECK(!out.empty(), "identities: no photos found in ", path,
               " (one identity per image file, or one per sub-folder of photos)");
@@ -233,7 +241,8 @@ Shard resolve_shard(const std::string& shard_arg, int count) {
   return dataset_detail::api_call([&] {
     if (!shard_arg.empty()) {
       Shard s = parse_shard(shard_arg);
-      A2F_CHECK(count == 0 || count == s.count, "--shard ", shard_arg, " and --shard-count ", count, " disagree");
+      A2F_CHECK(count == 0 || count == s.count, "--shard ", shard_arg, " and --shard-count ", count,
+                " disagree");
       return s;
     }
     bool has_id, has_min, has_step, has_cnt, has_k8s, has_env_cnt;
@@ -249,19 +258,22 @@ Shard resolve_shard(const std::string& shard_arg, int count) {
       A2F_CHECK(n > 0, "SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not: pass --shard-count N");
       const int i = (sid - (has_min ? smin : 0)) / step;
       A2F_CHECK(i >= 0 && i < n, "the Slurm array task ", sid, " (min ", has_min ? smin : 0, ", step ", step,
-                ") gives shard ", i, ", outside 0..", n - 1, ": use --array=0-", n - 1, " or pass --shard I/N");
+                ") gives shard ", i, ", outside 0..", n - 1, ": use --array=0-", n - 1,
+                " or pass --shard I/N");
       a2f::log_info("shard ", i, "/", n, " from the Slurm array (task ", sid, ")");
       return Shard{i, n};
     }
     if (has_k8s) {
       const int n = count > 0 ? count : ecnt;
-      A2F_CHECK(n > 0, "JOB_COMPLETION_INDEX is set (Kubernetes Indexed Job) but the shard count is not: pass "
+      A2F_CHECK(n > 0,
+                "JOB_COMPLETION_INDEX is set (Kubernetes Indexed Job) but the shard count is not: pass "
                 "--shard-count N (the Job's completions) or set ARC2FACE_SHARD_COUNT");
       A2F_CHECK(kidx < n, "JOB_COMPLETION_INDEX ", kidx, " is outside 0..", n - 1, " (shard count ", n, ")");
       a2f::log_info("shard ", kidx, "/", n, " from the Kubernetes job completion index");
       return Shard{kidx, n};
     }
-    A2F_CHECK(count <= 1, "--shard-count ", count, " needs the shard index from the environment "
+    A2F_CHECK(count <= 1, "--shard-count ", count,
+              " needs the shard index from the environment "
               "(SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX), or use --shard I/N");
     return Shard{0, 1};
   });
@@ -279,8 +291,8 @@ std::vector<std::vector<float>> make_identities(Layout& layout, const FaceAnalyz
   std::error_code ec;
   if (fs::is_directory(s.identities_from, ec)) fa = FaceAnalyzer::create(face);
   std::vector<SourceIdentity> src = load_identities(s.identities_from, fa.get());
-  A2F_CHECK(s.identities <= int(src.size()), "--identities ", s.identities, " but ", s.identities_from, " holds only ",
-            src.size());
+  A2F_CHECK(s.identities <= int(src.size()), "--identities ", s.identities, " but ", s.identities_from,
+            " holds only ", src.size());
   if (s.identities == 0) s.identities = int(src.size());
   src.resize(size_t(s.identities));
   std::vector<std::vector<float>> out;
@@ -293,8 +305,8 @@ std::vector<std::vector<float>> make_identities(Layout& layout, const FaceAnalyz
     const ClosestPair c = closest_identities(out);
     if (c.cosine > s.identity_max_cosine) {
       a2f::log_warn("identities ", c.a, " (", layout.identity_names[size_t(c.a)], ") and ", c.b, " (",
-                    layout.identity_names[size_t(c.b)], ") have cosine ", c.cosine, " > ", s.identity_max_cosine,
-                    ": they may be the same person");
+                    layout.identity_names[size_t(c.b)], ") have cosine ", c.cosine, " > ",
+                    s.identity_max_cosine, ": they may be the same person");
     }
   }
   return out;

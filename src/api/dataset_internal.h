@@ -1,10 +1,10 @@
 // Shared pieces of the dataset tool (src/api/dataset*.cpp): the on-disk layout, dataset.json, manifest
 // records, atomic files and locks. Not part of the public API.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <algorithm>
 #include <map>
 #include <new>
 #include <nlohmann/json.hpp>
@@ -39,7 +39,9 @@ struct Layout {
   int unit_size(int64_t u) const { return int(std::min<int64_t>(spec.batch, total() - u * spec.batch)); }
   int64_t unit_of(int64_t g) const { return g / spec.batch; }
   bool filtering() const { return spec.min_similarity == spec.min_similarity; }  // not NaN
-  std::pair<int, int> split(int64_t g) const { return {int(g / spec.per_identity), int(g % spec.per_identity)}; }
+  std::pair<int, int> split(int64_t g) const {
+    return {int(g / spec.per_identity), int(g % spec.per_identity)};
+  }
   std::string rel_path(int64_t g, bool kept) const;
   // The PNG "parameters" text of image g: what verification compares.
   std::string parameters(int64_t g) const;
@@ -64,15 +66,15 @@ struct Record {
   std::optional<double> similarity;
   std::string parameters;
 
-  std::string to_line() const;  // one JSON object + '\n'
+  std::string to_line() const;                                  // one JSON object + '\n'
   static std::optional<Record> parse(const std::string& line);  // nullopt for a torn or malformed line
 };
 
-std::string manifest_name(const Shard& s);                  // "shard-00001-of-00003.jsonl"
+std::string manifest_name(const Shard& s);                     // "shard-00001-of-00003.jsonl"
 std::optional<Shard> manifest_shard(const std::string& name);  // inverse; nullopt for other names
 
-// Streams a manifest file: fn(record) for every valid line in file order; returns the number of unusable lines
-// (malformed, or a torn last line without its newline).
+// Streams a manifest file: fn(record) for every valid line in file order; returns the number of unusable
+// lines (malformed, or a torn last line without its newline).
 int64_t read_manifest(const fs::path& file, const std::function<void(Record&&)>& fn);
 
 // Files.
@@ -83,8 +85,8 @@ std::string read_text(const fs::path& path);
 bool verify_png(const fs::path& path, int width, int height, const std::string& parameters, std::string* why,
                 std::vector<uint8_t>* rgb = nullptr);
 
-// flock() on a lock file (created if needed). wait = false: held() tells whether it was taken. On file systems
-// without flock the lock is not held and `unsupported` is set (the caller warns and goes on).
+// flock() on a lock file (created if needed). wait = false: held() tells whether it was taken. On file
+// systems without flock the lock is not held and `unsupported` is set (the caller warns and goes on).
 class FileLock {
  public:
   FileLock(const fs::path& path, bool wait);

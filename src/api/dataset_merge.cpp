@@ -16,8 +16,8 @@ using namespace dataset_detail;
 
 constexpr size_t kListed = 100;
 
-// What a manifest line says beyond what the layout derives (file, seed, unit, parameters): 24 bytes per image,
-// so datasets of tens of millions of images merge in modest memory.
+// What a manifest line says beyond what the layout derives (file, seed, unit, parameters): 24 bytes per
+// image, so datasets of tens of millions of images merge in modest memory.
 struct Outcome {
   enum : uint8_t { None, Present, Conflict } state = None;
   bool kept = true;
@@ -71,7 +71,8 @@ DatasetMergeReport merge_dataset(const std::string& out_dir, bool verify) {
   return api_call([&] {
     const fs::path out(out_dir);
     const fs::path meta = out / "dataset.json";
-    A2F_CHECK(fs::exists(meta), out_dir, " is not a dataset folder (no dataset.json): run `arc2face dataset` first");
+    A2F_CHECK(fs::exists(meta), out_dir,
+              " is not a dataset folder (no dataset.json): run `arc2face dataset` first");
     const Layout l = Layout::from_json(a2f::json_parse(read_text(meta), meta.string()), meta.string());
     DatasetMergeReport rep;
     rep.expected = l.total();
@@ -90,8 +91,8 @@ DatasetMergeReport merge_dataset(const std::string& out_dir, bool verify) {
         const bool in_range = r.identity >= 0 && r.identity < l.spec.identities && r.index >= 0 &&
                               r.index < l.spec.per_identity;
         const int64_t g = in_range ? int64_t(r.identity) * l.spec.per_identity + r.index : -1;
-        if (!in_range || r.seed != dataset_image_seed(l.spec, r.identity, r.index) || r.file != l.rel_path(g, r.kept) ||
-            r.parameters != l.parameters(g) || r.unit != l.unit_of(g)) {
+        if (!in_range || r.seed != dataset_image_seed(l.spec, r.identity, r.index) ||
+            r.file != l.rel_path(g, r.kept) || r.parameters != l.parameters(g) || r.unit != l.unit_of(g)) {
           rep.problems.push_back(a2f::cat(name, ": a line for identity ", r.identity, " image ", r.index,
                                           " does not belong to this dataset"));
           return;
@@ -105,8 +106,8 @@ DatasetMergeReport merge_dataset(const std::string& out_dir, bool verify) {
         }
       });
       if (bad) {
-        rep.problems.push_back(a2f::cat(name, ": ", bad,
-                                        " unusable line(s) (an interrupted shard; rerunning it cleans them)"));
+        rep.problems.push_back(
+            a2f::cat(name, ": ", bad, " unusable line(s) (an interrupted shard; rerunning it cleans them)"));
       }
     }
     auto where = [&](int64_t g) {
@@ -174,7 +175,8 @@ DatasetMergeReport merge_dataset(const std::string& out_dir, bool verify) {
           continue;
         }
         // Expected names parse back to an image of this dataset.
-        const std::string stem = it->path().stem().string(), dir = it->path().parent_path().filename().string();
+        const std::string stem = it->path().stem().string(),
+                          dir = it->path().parent_path().filename().string();
         bool ours = false;
         try {
           const long long i = std::stoll(dir), k = std::stoll(stem);
@@ -191,7 +193,8 @@ DatasetMergeReport merge_dataset(const std::string& out_dir, bool verify) {
         for (const auto& p : tmp) fs::remove(p, ec);
         a2f::log_info("removed ", tmp.size(), " temporary file(s) left by interrupted runs");
       } else {
-        rep.problems.push_back(a2f::cat(tmp.size(), " temporary file(s) (shards still running, or interrupted: "
+        rep.problems.push_back(a2f::cat(tmp.size(),
+                                        " temporary file(s) (shards still running, or interrupted: "
                                         "rerunning a shard removes its own)"));
       }
     }
@@ -210,8 +213,9 @@ DatasetMergeReport merge_dataset(const std::string& out_dir, bool verify) {
       s["face_detected"] = m.detected;
       s["detection_rate"] = m.detection_rate;
       if (m.detected > 0) {
-        s["similarity"] = {{"mean", m.mean}, {"std", m.std},       {"min", m.min}, {"p05", m.p05}, {"p25", m.p25},
-                           {"median", m.median}, {"p75", m.p75}, {"p95", m.p95}, {"max", m.max}};
+        s["similarity"] = {{"mean", m.mean}, {"std", m.std}, {"min", m.min},
+                           {"p05", m.p05},   {"p25", m.p25}, {"median", m.median},
+                           {"p75", m.p75},   {"p95", m.p95}, {"max", m.max}};
       }
     }
     const std::string js = s.dump(1) + "\n";

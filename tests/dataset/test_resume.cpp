@@ -1,5 +1,5 @@
-// run_dataset_shard / merge_dataset on the tiny fixture models: layout, manifest, resuming after every kind of
-// interruption (byte-identical to an uninterrupted run), filtering, settings checks, shard locks, merge.
+// run_dataset_shard / merge_dataset on the tiny fixture models: layout, manifest, resuming after every kind
+// of interruption (byte-identical to an uninterrupted run), filtering, settings checks, shard locks, merge.
 #include <gtest/gtest.h>
 
 #include <algorithm>
