@@ -9,6 +9,7 @@
 #include "arc2face/arc2face.h"
 #include "arc2face/eval.h"
 #include "arc2face/face.h"
+#include "arc2face/hub.h"
 #include "commands.h"
 
 namespace fs = std::filesystem;
@@ -17,18 +18,16 @@ namespace a2f_cli {
 namespace {
 
 struct GenerateArgs {
-  std::string id_embedding, models, base, out = "out", dump, latents, device = "cpu", dtype = "fp32";
+  std::string id_embedding, models, base, antelope, combine = "mean", out = "out", dump, latents, device = "cpu";
+  std::string dtype = "fp32";
+  std::vector<std::string> images;
+  bool download = false;
   std::string scheduler = "dpm++2m";
   int n = 1, steps = 25, width = 512, height = 512, threads = 0;
   float guidance = 3.0f;
   int64_t seed = -1;
   bool per_image_seeds = false, quiet = false;
 };
-
-std::string default_models_dir() {
-  if (const char* e = std::getenv("ARC2FACE_MODELS"); e && *e) return e;
-  return "models";
-}
 
 class ProgressBar {
  public:
@@ -54,25 +53,43 @@ class ProgressBar {
   bool on_, tty_;
 };
 
+// The identity: a saved embedding, or the photos (detected, aligned and embedded as insightface does).
+std::unique_ptr<arc2face::FaceAnalyzer> make_analyzer(const GenerateArgs& a, const arc2face::ModelPaths& paths) {
+  arc2face::FaceAnalyzerOptions fo;
+  fo.detector_path = paths.detector_onnx;
+  fo.recognizer_path = paths.arcface_onnx;
+  fo.backend = a.device == "ref" ? "ref" : "cpu";
+  fo.threads = a.threads;
+  return arc2face::FaceAnalyzer::create(fo);
+}
+
+std::vector<float> identity_of(const GenerateArgs& a, const arc2face::ModelPaths& paths) {
+  if (!a.id_embedding.empty()) return arc2face::read_embedding_npy(a.id_embedding);
+  auto analyzer = make_analyzer(a, paths);
+  arc2face::IdentityOptions io;
+  io.method = arc2face::parse_combine_method(a.combine);
+  arc2face::Identity id = arc2face::identity_from_images(*analyzer, a.images, io);
+  for (int i : id.dropped)
+    std::fprintf(stderr, "note: %s left out of the identity (cosine %.3f to the other photos)\n",
+                 a.images[i].c_str(), id.cosine_to_rest[i]);
+  return id.embedding;
+}
+
 // --- ID-similarity scoring: --score prints each image's ID similarity and writes it into the PNG text;
 // --best-of K generates K candidates per requested image (image i, candidate c: seed + i*K + c, each from its
 // own generator) and keeps the most similar. Both need the face models (--antelope).
 struct ScoreArgs {
   bool score = false;
   int best_of = 1;
-  std::string antelope;
   bool active() const { return score || best_of > 1; }
 };
 
 // r.seed is resolved here when random (and left at the base seed for the final message).
 std::vector<arc2face::GeneratedImage> generate_scored(arc2face::Pipeline& pipe, arc2face::GenerateRequest& r,
                                                       const ScoreArgs& s,
-                                                      const arc2face::ProgressFn& progress) {
-  const arc2face::PipelineOptions& o = pipe.options();
-  arc2face::FaceAnalyzerOptions fo;
-  fo.antelope_dir = s.antelope.empty() ? (fs::path(o.models_dir) / "antelopev2").string() : s.antelope;
-  fo.threads = o.threads;
-  auto fa = arc2face::FaceAnalyzer::create(fo);
+                                                      const arc2face::ProgressFn& progress,
+                                                      arc2face::FaceAnalyzer& face) {
+  arc2face::FaceAnalyzer* fa = &face;
   const int k = s.best_of, n = r.num_images;
   if (r.seed < 0) r.seed = static_cast<int64_t>(std::random_device{}() & 0x7fffffffu);
   const int64_t base = r.seed;
@@ -110,14 +127,27 @@ std::vector<arc2face::GeneratedImage> generate_scored(arc2face::Pipeline& pipe, 
 }
 
 void run_generate(const GenerateArgs& a, const ScoreArgs& s) {
+  if (a.id_embedding.empty() == a.images.empty())
+    throw arc2face::Error("give either --id-embedding EMB.npy or --image PHOTO (one or more)");
+  arc2face::ModelSearchOptions search;
+  search.models_dir = a.models;
+  search.base_dir = a.base;
+  search.antelope_dir = a.antelope;
+  arc2face::ModelJob job;
+  job.from_photo = !a.images.empty() || s.active();  // scoring needs the face models too
+  const arc2face::ModelPaths paths =
+      arc2face::require_models(search, job, a.download, arc2face::stderr_download_progress());
   arc2face::PipelineOptions o;
-  o.models_dir = a.models.empty() ? default_models_dir() : a.models;
-  o.base_dir = a.base.empty() ? (fs::path(o.models_dir) / "stable-diffusion-v1-5").string() : a.base;
+  o.unet_dir = paths.unet_dir;
+  o.encoder_dir = paths.encoder_dir;
+  o.vae_dir = paths.vae_dir;
+  o.tokenizer_dir = paths.tokenizer_dir;
+  o.scheduler_dir = paths.scheduler_dir;
   o.backend = a.device;
   o.dtype = a.dtype;
   o.threads = a.threads;
   arc2face::GenerateRequest r;
-  r.id_embedding = arc2face::read_embedding_npy(a.id_embedding);
+  r.id_embedding = identity_of(a, paths);
   r.num_images = a.n;
   r.steps = a.steps;
   r.guidance = a.guidance;
@@ -131,7 +161,8 @@ void run_generate(const GenerateArgs& a, const ScoreArgs& s) {
   auto pipe = arc2face::Pipeline::create(o);
   ProgressBar bar(!a.quiet);
   const arc2face::ProgressFn progress = [&](const arc2face::Progress& p) { return bar(p); };
-  auto images = s.active() ? generate_scored(*pipe, r, s, progress) : pipe->generate(r, progress);
+  std::unique_ptr<arc2face::FaceAnalyzer> scorer = s.active() ? make_analyzer(a, paths) : nullptr;
+  auto images = s.active() ? generate_scored(*pipe, r, s, progress, *scorer) : pipe->generate(r, progress);
   std::error_code ec;
   fs::create_directories(a.out, ec);
   if (ec) throw arc2face::Error("cannot create the output folder " + a.out + ": " + ec.message());
@@ -152,10 +183,14 @@ void register_generate(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   CLI::App* c = app.add_subcommand("generate", "generate images of a person from an ID embedding");
   c->add_option("--id-embedding", a->id_embedding, "float32 .npy [512] or [1,512] (L2-normalised here)")
-      ->required()
       ->check(CLI::ExistingFile);
-  c->add_option("--models", a->models, "folder with arc2face/ and encoder/ (default: $ARC2FACE_MODELS or ./models)");
-  c->add_option("--base", a->base, "SD1.5 folder with vae/, tokenizer/, scheduler/ (default: MODELS/stable-diffusion-v1-5)");
+  c->add_option("--image", a->images, "photo(s) of the person (repeat for several; combined into one identity)");
+  c->add_option("--combine", a->combine, "how several photos combine: mean | median | trimmed-mean");
+  c->add_option("--antelope", a->antelope, "folder with scrfd_10g_bnkps.onnx (or det_10g.onnx) and arcface.onnx");
+  c->add_option("--models", a->models,
+                "folder with arc2face/ and encoder/ (default: Hugging Face cache, $ARC2FACE_MODELS, ./models)");
+  c->add_option("--base", a->base, "SD1.5 folder with vae/, tokenizer/, scheduler/ (default: found like --models)");
+  c->add_flag("--download", a->download, "download missing model files first (see arc2face download)");
   c->add_option("-n,--num-images", a->n, "images to generate")->check(CLI::Range(1, 64));
   c->add_option("--steps", a->steps, "denoising steps")->check(CLI::Range(1, 1000));
   c->add_option("--guidance", a->guidance, "classifier-free guidance scale (<= 1: none)")->check(CLI::Range(0.0, 100.0));
@@ -179,7 +214,6 @@ void register_generate(CLI::App& app) {
   c->add_option("--best-of", s->best_of,
                 "generate K candidates per image, keep the most similar (implies --score)")
       ->check(CLI::Range(1, 64));
-  c->add_option("--antelope", s->antelope, "face models for --score/--best-of (default: MODELS/antelopev2)");
   c->callback([a, s] { run_generate(*a, *s); });
 }
 

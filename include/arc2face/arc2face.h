@@ -34,6 +34,9 @@ class Cancelled : public Error {
 struct PipelineOptions {
   std::string models_dir;  // FoivosPar/Arc2Face layout: arc2face/ (UNet), encoder/ (CLIP text encoder)
   std::string base_dir;    // SD1.5 layout: vae/, tokenizer/, scheduler/
+  // Optional per-model folders (e.g. from arc2face::find_models in a Hugging Face cache); each one given
+  // overrides the folder under models_dir / base_dir.
+  std::string unet_dir, encoder_dir, vae_dir, tokenizer_dir, scheduler_dir;
   std::string backend = "cpu";  // "cpu" (oneDNN, fast), "ref" (scalar reference), "cuda" (when built with it)
   std::string dtype = "fp32";   // compute dtype of the weights: fp32 | bf16 (| fp16 on cuda)
   int threads = 0;              // 0: all cores

@@ -1,6 +1,7 @@
 // arc2face::Pipeline: the public face of pipeline/generate. Turns a2f::Error into arc2face::Error at the
 // boundary and serialises generate() calls.
 #include <chrono>
+#include <filesystem>
 #include <cmath>
 #include <mutex>
 #include <random>
@@ -42,14 +43,26 @@ std::string format_parameters(const GenerateRequest& r, int64_t seed, int index,
 class PipelineImpl final : public Pipeline {
  public:
   explicit PipelineImpl(const PipelineOptions& o) : opts_(o) {
-    A2F_CHECK(!o.models_dir.empty(), "no models folder given (--models DIR holding arc2face/ and encoder/)");
-    A2F_CHECK(!o.base_dir.empty(), "no SD1.5 folder given (--base DIR holding vae/, tokenizer/, scheduler/)");
+    a2f::ModelDirs dirs = a2f::ModelDirs::from_roots(o.models_dir, o.base_dir);
+    auto pick = [](std::filesystem::path& dst, const std::string& explicit_dir, const std::string& root,
+                   const char* what) {
+      if (!explicit_dir.empty()) {
+        dst = explicit_dir;
+      } else {
+        A2F_CHECK(!root.empty(), "no folder given for the ", what);
+      }
+    };
+    pick(dirs.unet, o.unet_dir, o.models_dir, "Arc2Face UNet (--models DIR holding arc2face/ and encoder/)");
+    pick(dirs.encoder, o.encoder_dir, o.models_dir, "Arc2Face encoder (--models DIR holding arc2face/ and encoder/)");
+    pick(dirs.vae, o.vae_dir, o.base_dir, "SD1.5 VAE (--base DIR holding vae/, tokenizer/, scheduler/)");
+    pick(dirs.tokenizer, o.tokenizer_dir, o.base_dir, "SD1.5 tokenizer (--base DIR holding vae/, tokenizer/, ...)");
+    pick(dirs.scheduler, o.scheduler_dir, o.base_dir, "SD1.5 scheduler (--base DIR holding vae/, scheduler/, ...)");
     backend_ = a2f::make_backend(o.backend, o.threads);
     const a2f::DType dt = a2f::dtype_parse(o.dtype);
     A2F_CHECK(dt == a2f::DType::F32 || dt == a2f::DType::BF16, "dtype ", o.dtype,
               " is not supported on ", o.backend, " (use fp32 or bf16)");
     const auto t0 = std::chrono::steady_clock::now();
-    models_ = a2f::DiffusionModels::load(a2f::ModelDirs::from_roots(o.models_dir, o.base_dir), *backend_, dt);
+    models_ = a2f::DiffusionModels::load(dirs, *backend_, dt);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     a2f::log_info("models loaded in ", secs, " s (", backend_->name(), ", ", o.dtype, ")");
   }

@@ -12,7 +12,7 @@
 //      carrying "</w>";
 //   4. input_ids = [bos] + first (max_length - 2) ids + [eos], padded with the pad token to max_length.
 // Unicode classes, NFC and lowercasing come from ICU. Invalid UTF-8 in the input is read as U+FFFD, which
-// step 2 removes (as the reference removes U+FFFD).
+// step 2 removes (as the reference removes U+FFFD). The const methods are safe to call from several threads.
 #pragma once
 #include <cstdint>
 #include <filesystem>

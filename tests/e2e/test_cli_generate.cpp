@@ -53,6 +53,25 @@ TEST_F(CliGenerate, WritesPngsWithParametersAndDumps) {
   EXPECT_NE(r.out.find("--seed 7"), std::string::npos);
 }
 
+TEST_F(CliGenerate, FromPhotosEndToEnd) {
+  const std::string face = "--antelope " + q(fixture("face/antelopev2_mini")) + " ";
+  auto r = run_cli("generate -q --image " + q(fixture("face/images/s01_640x480.jpg")) + " --image " +
+                   q(fixture("face/images/s03_300x400.png")) + " " + face + models() +
+                   "--steps 2 --seed 3 --width 64 --height 64 --out " + q(dir_ / "photo"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_TRUE(fs::exists(dir_ / "photo" / "arc2face_3_0.png")) << r.out;
+  // A photo without a face: the official demo's advice, exit status 1.
+  r = run_cli("generate -q --image " + q(fixture("face/images/s11_blank_320x240.png")) + " " + face + models() +
+              "--steps 2 --width 64 --height 64 --out " + q(dir_ / "blank"));
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("no face"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir_ / "blank" / "arc2face_0_0.png"));
+  // Both or neither identity source.
+  r = run_cli("generate -q " + models() + "--steps 2 --width 64 --height 64");
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("--id-embedding"), std::string::npos) << r.out;
+}
+
 TEST_F(CliGenerate, ClearErrorsNeverCrashes) {
   a2f::npy_write(dir_ / "bad_shape.npy", a2f::Tensor::zeros({3, 512}));
   a2f::npy_write(dir_ / "nan.npy", a2f::Tensor::full({512}, NAN));
@@ -66,7 +85,7 @@ TEST_F(CliGenerate, ClearErrorsNeverCrashes) {
       {"--id-embedding " + q(dir_ / "emb.npy") + " " + models() + "--width 60 --height 64", "multiples of 8"},
       {"--id-embedding " + q(dir_ / "emb.npy") + " --models " + q(dir_ / "nowhere") + " --base " +
            q(dir_ / "nowhere"),
-       "arc2face/config.json"},
+       "FoivosPar/Arc2Face arc2face/"},
       {"--id-embedding " + q(dir_ / "emb.npy") + " " + models() + "--device quantum", "unknown device"},
   };
   for (const Case& c : cases) {

@@ -25,7 +25,7 @@ class Pndm final : public Scheduler {
 
   void set_timesteps(int n) override {
     const int T = train_.num_train_timesteps;
-    A2F_CHECK(n >= 2 && n <= T, "pndm: number of steps must be in [2, ", T, "], got ", n);
+    A2F_CHECK(n >= 1 && n <= T, "pndm: number of steps must be in [1, ", T, "], got ", n);
     num_inference_steps_ = n;
     std::vector<double> base;  // ascending _timesteps
     if (spacing_ == "linspace") {
@@ -39,7 +39,7 @@ class Pndm final : public Scheduler {
     }
     // plms_timesteps = concat(_t[:-1], _t[-2:-1], _t[-1:])[::-1]
     std::vector<double> plms(base.begin(), base.end() - 1);
-    plms.push_back(base[base.size() - 2]);
+    if (base.size() >= 2) plms.push_back(base[base.size() - 2]);
     plms.push_back(base.back());
     timesteps_.assign(plms.rbegin(), plms.rend());
     ets_.clear();

@@ -41,7 +41,8 @@ class Scheduler {
   // Scale of the initial noise: latents = randn * init_noise_sigma().
   float init_noise_sigma() const { return init_noise_sigma_; }
 
-  // Host float32 tensors of any shape. scale_model_input returns the sample itself where diffusers does.
+  // Host tensors of any shape (computed in float32; device tensors are refused). scale_model_input returns
+  // the sample itself where diffusers does.
   virtual Tensor scale_model_input(const Tensor& sample, int step_index) const;
   // One denoising step from the model output at `step_index`; returns the next sample. Schedulers that inject
   // noise (euler-a, lcm) draw it from `gen` exactly as diffusers does (one randn of the sample's shape per
