@@ -11,6 +11,7 @@
 #include <string>
 
 #include "arc2face/dataset.h"
+#include "arc2face/hub.h"
 #include "commands.h"
 
 namespace fs = std::filesystem;
@@ -30,19 +31,13 @@ struct DatasetArgs {
   float guidance = 3.0f;
   std::string scheduler = "dpm++2m", dtype = "fp32", device = "cpu";
   std::string models, base, antelope;
-  bool no_score = false, quiet = false;
+  bool no_score = false, quiet = false, download = false;
 };
 
 struct MergeArgs {
   std::string out;
   bool no_verify = false, json = false;
 };
-
-std::string models_dir(const DatasetArgs& a) {
-  if (!a.models.empty()) return a.models;
-  if (const char* e = std::getenv("ARC2FACE_MODELS"); e && *e) return e;
-  return "models";
-}
 
 void run_dataset(const DatasetArgs& a) {
   if (a.out.empty()) throw arc2face::Error("--out DIR is required");
@@ -62,27 +57,45 @@ void run_dataset(const DatasetArgs& a) {
   s.height = a.height;
   s.min_similarity = a.min_similarity;
   if (s.per_identity < 1) throw arc2face::Error("--per-identity K is required (images per identity)");
+  if (a.no_score && !std::isnan(a.min_similarity)) {
+    throw arc2face::Error("--min-similarity needs scoring; drop --no-score");
+  }
   o.shard = arc2face::resolve_shard(a.shard, a.shard_count);
-  o.pipeline.models_dir = models_dir(a);
-  o.pipeline.base_dir =
-      a.base.empty() ? (fs::path(o.pipeline.models_dir) / "stable-diffusion-v1-5").string() : a.base;
+  // Models found like `arc2face generate` finds them (flags, Hugging Face cache, $ARC2FACE_MODELS, ./models).
+  arc2face::ModelSearchOptions search;
+  search.models_dir = a.models;
+  search.base_dir = a.base;
+  search.antelope_dir = a.antelope;
+  const arc2face::ModelPaths paths = arc2face::require_models(search, arc2face::ModelJob{}, a.download,
+                                                              arc2face::stderr_download_progress());
+  o.pipeline.unet_dir = paths.unet_dir;
+  o.pipeline.encoder_dir = paths.encoder_dir;
+  o.pipeline.vae_dir = paths.vae_dir;
+  o.pipeline.tokenizer_dir = paths.tokenizer_dir;
+  o.pipeline.scheduler_dir = paths.scheduler_dir;
   o.pipeline.backend = a.device;
   o.pipeline.dtype = a.dtype;
   o.pipeline.threads = a.threads;
-  if (!a.no_score) {
-    std::string dir = a.antelope;
-    if (dir.empty()) {
-      const fs::path d = fs::path(o.pipeline.models_dir) / "antelopev2";
-      std::error_code ec;
-      if (fs::is_directory(d, ec)) dir = d.string();
-    }
-    if (dir.empty()) {
-      std::fprintf(stderr, "note: no face models (--antelope DIR): images are not scored\n");
-    }
-    o.face.antelope_dir = dir;
+  // Face models: scoring when they are found (unless --no-score); needed for --min-similarity and photos.
+  arc2face::ModelJob face_job;
+  face_job.from_photo = true;
+  const arc2face::ModelDiscovery faces = arc2face::find_models(search, face_job);
+  const bool have_faces = !faces.paths.detector_onnx.empty() && !faces.paths.arcface_onnx.empty();
+  const bool photos = !a.identities_from.empty() && fs::is_directory(a.identities_from);
+  if (!have_faces && (!std::isnan(a.min_similarity) || photos || !a.antelope.empty())) {
+    throw arc2face::Error("the face models are needed (" +
+                          std::string(photos ? "identities from photos" : "--min-similarity / --antelope") +
+                          ") but were not found:\n" + faces.message);
+  }
+  if (have_faces) {
+    o.face.detector_path = faces.paths.detector_onnx;
+    o.face.recognizer_path = faces.paths.arcface_onnx;
     o.face.threads = a.threads;
-  } else if (!std::isnan(a.min_similarity)) {
-    throw arc2face::Error("--min-similarity needs scoring; drop --no-score");
+  }
+  if (a.no_score || !have_faces) {
+    if (!a.no_score)
+      std::fprintf(stderr, "note: no face models found (--antelope DIR): images are not scored\n");
+    o.score = false;
   }
   const std::string tag = std::to_string(o.shard.index) + "/" + std::to_string(o.shard.count);
   if (!a.quiet) {
@@ -181,12 +194,15 @@ void register_dataset(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--width", a->width, "image width")->capture_default_str();
   c->add_option("--height", a->height, "image height")->capture_default_str();
-  c->add_option("--models", a->models,
-                "folder with arc2face/ and encoder/ (default: $ARC2FACE_MODELS or ./models)");
+  c->add_option(
+      "--models", a->models,
+      "folder with arc2face/ and encoder/ (default: Hugging Face cache, $ARC2FACE_MODELS, ./models)");
   c->add_option("--base", a->base,
-                "SD1.5 folder with vae/, tokenizer/, scheduler/ (default: MODELS/stable-diffusion-v1-5)");
-  c->add_option("--antelope", a->antelope,
-                "face models for scoring (default: MODELS/antelopev2 when present)");
+                "SD1.5 folder with vae/, tokenizer/, scheduler/ (default: found like --models)");
+  c->add_option(
+      "--antelope", a->antelope,
+      "face models for scoring: scrfd_10g_bnkps.onnx + arcface.onnx (default: found like --models)");
+  c->add_flag("--download", a->download, "download missing model files first (see arc2face download)");
   c->add_flag("--no-score", a->no_score, "do not detect faces / compute ID similarity");
   c->add_option("--dtype", a->dtype, "fp32 | bf16")->capture_default_str();
   c->add_option("--device", a->device, "cpu | ref | cuda")->capture_default_str();

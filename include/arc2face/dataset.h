@@ -116,9 +116,11 @@ struct DatasetRunOptions {
   DatasetSpec spec;
   Shard shard;
   PipelineOptions pipeline;  // models, backend, dtype (part of the dataset's identity), threads
-  // Scoring of every image (ID similarity, face detected) with these face models; empty antelope_dir and
-  // detector/recognizer paths: no scoring (the manifest then says null). Filtering needs scoring.
+  // Face models (detector + recognizer): every image is scored (ID similarity, face detected) with them when
+  // `score` is true; they also turn a folder of photos into identities. None given: no scoring (the manifest
+  // then says null). Filtering needs scoring.
   FaceAnalyzerOptions face;
+  bool score = true;
   std::function<void(const DatasetProgress&)> progress;  // after every unit
 };
 

@@ -33,7 +33,7 @@ void check_spec(const DatasetRunOptions& o) {
   A2F_CHECK(s.batch >= 1 && s.batch <= 64, "--batch must be 1..64, got ", s.batch);
   A2F_CHECK(o.shard.count >= 1 && o.shard.index >= 0 && o.shard.index < o.shard.count, "invalid shard ",
             o.shard.index, "/", o.shard.count);
-  A2F_CHECK(!(s.min_similarity == s.min_similarity) || has_face_models(o.face),
+  A2F_CHECK(!(s.min_similarity == s.min_similarity) || (o.score && has_face_models(o.face)),
             "--min-similarity needs the face models to score the images (--antelope DIR)");
   A2F_CHECK(!(s.min_similarity == s.min_similarity) || (s.min_similarity >= -1 && s.min_similarity <= 1),
             "--min-similarity must be in [-1, 1], got ", s.min_similarity);
@@ -114,7 +114,7 @@ DatasetRunReport run_dataset_shard(const DatasetRunOptions& o) {
     layout.spec = o.spec;
     layout.dtype = o.pipeline.dtype;
     layout.backend = o.pipeline.backend;
-    layout.scored = has_face_models(o.face);
+    layout.scored = o.score && has_face_models(o.face);
     const std::vector<std::vector<float>> identities = init_dataset(o, layout);
     const DatasetSpec& spec = layout.spec;
 
