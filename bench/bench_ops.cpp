@@ -5,9 +5,11 @@
 //
 // Names: <op>/<shape>/<dtype>; dtype f32 = f32 activations and weights, bf16 = bf16 activations and weights.
 // matmul/BxMxKxN: [B, M, K] x [K, N] (weight broadcast over the batch); bmm/BxMxKxN: [B, M, K] x [B, K, N].
-// Convolutions report the oneDNN implementation as their label (Winograd per A2F_CPU_WINOGRAD).
+// Convolutions report the oneDNN implementation as their label; conv3x3 uses the backend's default (direct,
+// or Winograd per A2F_CPU_WINOGRAD), conv3x3_wino a backend with Winograd for every 3x3 convolution.
 #include <benchmark/benchmark.h>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <random>
@@ -26,6 +28,16 @@ a2f::Backend& backend() {
   return *be;
 }
 
+// The CPU backend with Winograd enabled for every 3x3 stride-1 convolution (A2F_CPU_WINOGRAD=all).
+a2f::CpuBackend& wino_backend() {
+  static std::unique_ptr<a2f::CpuBackend> be = [] {
+    auto b = std::make_unique<a2f::CpuBackend>();
+    b->set_winograd_max_weight_bytes(SIZE_MAX);
+    return b;
+  }();
+  return *be;
+}
+
 Tensor rnd(const Shape& s, uint32_t seed, float scale, DType dt) {
   std::mt19937 gen(seed);
   std::normal_distribution<float> nd(0.0f, scale);
@@ -39,13 +51,13 @@ void set_flops(benchmark::State& st, double flops) {
   st.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void conv3x3(benchmark::State& st, int64_t hw, int64_t c, DType dt) {
+void conv3x3(benchmark::State& st, a2f::Backend& be, int64_t hw, int64_t c, DType dt) {
   const Tensor x = rnd({2, c, hw, hw}, 1, 1.0f, dt), w = rnd({c, c, 3, 3}, 2, 0.02f, dt),
                b = rnd({c}, 3, 0.1f, dt);
   const auto p = a2f::Conv2dParams::same(1, 1);
-  backend().conv2d(x, w, b, p);  // primitive + weight reorder, cached
-  if (auto* cpu = dynamic_cast<a2f::CpuBackend*>(&backend())) st.SetLabel(cpu->conv_impl(x, w, true, p));
-  for (auto _ : st) benchmark::DoNotOptimize(backend().conv2d(x, w, b, p));
+  be.conv2d(x, w, b, p);  // primitive + weight reorder, cached
+  if (auto* cpu = dynamic_cast<a2f::CpuBackend*>(&be)) st.SetLabel(cpu->conv_impl(x, w, true, p));
+  for (auto _ : st) benchmark::DoNotOptimize(be.conv2d(x, w, b, p));
   set_flops(st, 2.0 * 2 * c * hw * hw * c * 9);
 }
 
@@ -96,7 +108,11 @@ int main(int argc, char** argv) {
   for (DType dt : {DType::F32, DType::BF16}) {
     const std::string ds = a2f::dtype_name(dt);
     for (auto [hw, c] : {std::pair<int64_t, int64_t>{64, 320}, {32, 640}, {16, 1280}, {8, 1280}})
-      reg(a2f::cat("conv3x3/2x", c, "x", hw, "x", hw, "/", ds), [=](auto& st) { conv3x3(st, hw, c, dt); });
+      reg(a2f::cat("conv3x3/2x", c, "x", hw, "x", hw, "/", ds),
+          [=](auto& st) { conv3x3(st, backend(), hw, c, dt); });
+    for (auto [hw, c] : {std::pair<int64_t, int64_t>{64, 320}, {32, 640}, {16, 1280}, {8, 1280}})
+      reg(a2f::cat("conv3x3_wino/2x", c, "x", hw, "x", hw, "/", ds),
+          [=](auto& st) { conv3x3(st, wino_backend(), hw, c, dt); });
     for (auto [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{8192, 320, 1280},
                            {8192, 320, 2560},
                            {8192, 1280, 320},

@@ -66,7 +66,7 @@ def torch_op(name):
     def rnd(*s, scale=1.0):
         return (torch.randn(*s, generator=g) * scale).to(dt)
 
-    if op == "conv3x3":
+    if op in ("conv3x3", "conv3x3_wino"):
         b, c, h, w = nums
         conv = torch.nn.Conv2d(c, c, 3, padding=1).to(dt).eval()
         x = rnd(b, c, h, w)
