@@ -3,8 +3,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 namespace a2f_server {
 
@@ -42,6 +47,85 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   return s;
 }
 
+// Runs every call on one thread of its own. The CPU backend's oneDNN primitives use oneDNN's library-managed
+// scratchpad, so a primitive must run on the thread that first ran it (a Winograd convolution run from
+// another thread crashes). HTTP threads analyse uploads and the worker analyses results: both go through this
+// thread.
+class OwnThread {
+ public:
+  OwnThread() : thread_([this] { loop(); }) {}
+  ~OwnThread() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  template <class F>
+  auto run(F&& fn) -> decltype(fn()) {
+    std::packaged_task<decltype(fn())()> task(std::forward<F>(fn));
+    auto result = task.get_future();
+    {
+      std::lock_guard lock(mu_);
+      tasks_.push_back([&task] { task(); });
+    }
+    cv_.notify_one();
+    return result.get();  // rethrows what fn threw
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !tasks_.empty(); });
+        if (tasks_.empty()) return;
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      task();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts after the members it uses
+};
+
+// A FaceAnalyzer created, used and destroyed on its own thread.
+struct FaceService {
+  explicit FaceService(const arc2face::FaceAnalyzerOptions& o) {
+    analyzer = thread.run(
+        [&] { return std::shared_ptr<arc2face::FaceAnalyzer>(arc2face::FaceAnalyzer::create(o)); });
+  }
+  ~FaceService() {
+    thread.run([&] {
+      analyzer.reset();
+      return 0;
+    });
+  }
+  OwnThread thread;
+  std::shared_ptr<arc2face::FaceAnalyzer> analyzer;
+};
+
+// A Pipeline created, used and destroyed on its own thread.
+struct PipelineService {
+  explicit PipelineService(const arc2face::PipelineOptions& o) {
+    pipeline = thread.run([&] { return std::shared_ptr<arc2face::Pipeline>(arc2face::Pipeline::create(o)); });
+  }
+  ~PipelineService() {
+    thread.run([&] {
+      pipeline.reset();
+      return 0;
+    });
+  }
+  OwnThread thread;
+  std::shared_ptr<arc2face::Pipeline> pipeline;
+};
+
 PhotoAnalysis to_analysis(const arc2face::FaceResult& r) {
   PhotoAnalysis a;
   a.width = r.width;
@@ -57,17 +141,18 @@ PhotoAnalysis to_analysis(const arc2face::FaceResult& r) {
 Engine make_pipeline_engine(const PipelineEngineOptions& options) {
   Engine e;
   if (options.face) {
-    std::shared_ptr<arc2face::FaceAnalyzer> fa = arc2face::FaceAnalyzer::create(*options.face);
-    e.analyze_photo = [fa](const std::string& bytes) {
+    auto face = std::make_shared<FaceService>(*options.face);
+    e.analyze_photo = [face](const std::string& bytes) {
       MemFile file(bytes);
       try {
-        return to_analysis(fa->analyze_file(file.path()));
+        return face->thread.run([&] { return to_analysis(face->analyzer->analyze_file(file.path())); });
       } catch (const arc2face::Error& err) {
         throw arc2face::Error(replace_all(err.what(), file.path(), "the photo"));
       }
     };
-    e.embed_image = [fa](const arc2face::GeneratedImage& im) -> std::optional<std::vector<float>> {
-      auto r = fa->analyze_rgb(im.rgb.data(), im.width, im.height);
+    e.embed_image = [face](const arc2face::GeneratedImage& im) -> std::optional<std::vector<float>> {
+      auto r =
+          face->thread.run([&] { return face->analyzer->analyze_rgb(im.rgb.data(), im.width, im.height); });
       if (r.chosen < 0) return std::nullopt;
       return r.embedding;
     };
@@ -77,12 +162,14 @@ Engine make_pipeline_engine(const PipelineEngineOptions& options) {
       return CombinedIdentity{id.embedding, id.dropped};
     };
   }
-  std::shared_ptr<arc2face::Pipeline> pipe = arc2face::Pipeline::create(options.pipeline);
+  // The pipeline likewise lives on a thread of its own (the job worker of each Server would otherwise be a
+  // new thread for it, e.g. when a test starts several servers on one engine).
+  auto gen = std::make_shared<PipelineService>(options.pipeline);
   e.lcm_available = !options.pipeline.lcm_lora.empty();
   const auto& po = options.pipeline;
   auto or_null = [](const std::string& s) { return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s); };
-  e.generate = [pipe](const arc2face::GenerateRequest& r, const arc2face::ProgressFn& progress) {
-    return pipe->generate(r, progress);
+  e.generate = [gen](const arc2face::GenerateRequest& r, const arc2face::ProgressFn& progress) {
+    return gen->thread.run([&] { return gen->pipeline->generate(r, progress); });
   };
   e.description = {
       {"models_dir", or_null(po.models_dir)},

@@ -158,6 +158,29 @@ TEST_F(PipelineServer, PhotosAreAnalysedLikeTheReference) {
   EXPECT_EQ(r->body.find("/proc/self/fd"), std::string::npos) << r->body;
 }
 
+// Uploads are analysed on HTTP threads, results on the job worker: the engine runs the face models on one
+// thread of its own, so concurrent requests give the same answer as one alone (and never crash).
+TEST_F(PipelineServer, ConcurrentUploadsAreAnalysedConsistently) {
+  std::string photo = read_file(fixture("face/images/s09_96x72.png"));
+  std::vector<std::string> bodies(3);
+  std::vector<int> statuses(3, 0);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&, i] {
+      httplib::Client c("127.0.0.1", port_);
+      c.set_read_timeout(60, 0);
+      auto r = c.Post("/v1/embed", json{{"photos", {base64_encode(photo)}}}.dump(), "application/json");
+      statuses[size_t(i)] = r ? r->status : -1;
+      if (r) bodies[size_t(i)] = r->body;
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(statuses[size_t(i)], 200) << bodies[size_t(i)];
+    EXPECT_EQ(json::parse(bodies[size_t(i)])["embedding"], json::parse(bodies[0])["embedding"]);
+  }
+}
+
 TEST_F(PipelineServer, GenerateFromAPhotoReportsSimilarity) {
   httplib::MultipartFormDataItems items = {
       {"photo", read_file(fixture("face/images/s03_300x400.png")), "s03.png", "image/png"},
