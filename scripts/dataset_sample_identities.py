@@ -6,7 +6,8 @@
             u = (v.double() / v.double().norm()).float()    # unit vector, norm in float64
             accept u if max cosine (float64) to the accepted ones <= max_cosine (always when max_cosine >= 1)
 
-Writes tests/dataset/data/sampled_<name>.npy (float32 [N, 512]) and sampled.json (the cases, the number of
+Writes tests/dataset/data/sampled_<name>.npy (float32 [N, 512], or [N, 8] for *_head8: enough to tell
+which draws were accepted) and sampled.json (the cases, the number of
 rejected candidates, and the smallest |cosine - max_cosine| seen, which must stay far above float rounding so
 that the C++ decisions cannot differ from these).
 
@@ -23,6 +24,8 @@ CASES = [
     ("seed7_n16_c0.08", 7, 16, 0.08),
     ("seed0_n5_nocheck", 0, 5, 1.0),
     ("seed123_n8_default", 123, 8, 0.3),
+    # more than one block of 256 candidates in the C++ sampler; only the first 8 values of each row are stored
+    ("seed3_n400_c0.14_head8", 3, 400, 0.14),
 ]
 
 
@@ -49,6 +52,8 @@ def main():
     index = {"torch": torch.__version__, "cases": []}
     for name, seed, count, max_cos in CASES:
         ids, rejected, margin = sample(seed, count, max_cos)
+        if name.endswith("_head8"):
+            ids = np.ascontiguousarray(ids[:, :8])
         np.save(os.path.join(out, f"sampled_{name}.npy"), ids)
         index["cases"].append({"name": name, "seed": seed, "count": count, "max_cosine": max_cos,
                                "rejected": rejected, "min_margin": margin if margin != float("inf") else None})

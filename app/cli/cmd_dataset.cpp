@@ -11,6 +11,7 @@
 #include <string>
 
 #include "arc2face/dataset.h"
+#include "arc2face/hub.h"
 #include "commands.h"
 
 namespace fs = std::filesystem;
@@ -30,19 +31,13 @@ struct DatasetArgs {
   float guidance = 3.0f;
   std::string scheduler = "dpm++2m", dtype = "fp32", device = "cpu";
   std::string models, base, antelope;
-  bool no_score = false, quiet = false;
+  bool no_score = false, quiet = false, download = false;
 };
 
 struct MergeArgs {
   std::string out;
   bool no_verify = false, json = false;
 };
-
-std::string models_dir(const DatasetArgs& a) {
-  if (!a.models.empty()) return a.models;
-  if (const char* e = std::getenv("ARC2FACE_MODELS"); e && *e) return e;
-  return "models";
-}
 
 void run_dataset(const DatasetArgs& a) {
   if (a.out.empty()) throw arc2face::Error("--out DIR is required");
@@ -62,26 +57,45 @@ void run_dataset(const DatasetArgs& a) {
   s.height = a.height;
   s.min_similarity = a.min_similarity;
   if (s.per_identity < 1) throw arc2face::Error("--per-identity K is required (images per identity)");
+  if (a.no_score && !std::isnan(a.min_similarity)) {
+    throw arc2face::Error("--min-similarity needs scoring; drop --no-score");
+  }
   o.shard = arc2face::resolve_shard(a.shard, a.shard_count);
-  o.pipeline.models_dir = models_dir(a);
-  o.pipeline.base_dir = a.base.empty() ? (fs::path(o.pipeline.models_dir) / "stable-diffusion-v1-5").string() : a.base;
+  // Models found like `arc2face generate` finds them (flags, Hugging Face cache, $ARC2FACE_MODELS, ./models).
+  arc2face::ModelSearchOptions search;
+  search.models_dir = a.models;
+  search.base_dir = a.base;
+  search.antelope_dir = a.antelope;
+  const arc2face::ModelPaths paths = arc2face::require_models(search, arc2face::ModelJob{}, a.download,
+                                                              arc2face::stderr_download_progress());
+  o.pipeline.unet_dir = paths.unet_dir;
+  o.pipeline.encoder_dir = paths.encoder_dir;
+  o.pipeline.vae_dir = paths.vae_dir;
+  o.pipeline.tokenizer_dir = paths.tokenizer_dir;
+  o.pipeline.scheduler_dir = paths.scheduler_dir;
   o.pipeline.backend = a.device;
   o.pipeline.dtype = a.dtype;
   o.pipeline.threads = a.threads;
-  if (!a.no_score) {
-    std::string dir = a.antelope;
-    if (dir.empty()) {
-      const fs::path d = fs::path(o.pipeline.models_dir) / "antelopev2";
-      std::error_code ec;
-      if (fs::is_directory(d, ec)) dir = d.string();
-    }
-    if (dir.empty()) {
-      std::fprintf(stderr, "note: no face models (--antelope DIR): images are not scored\n");
-    }
-    o.face.antelope_dir = dir;
+  // Face models: scoring when they are found (unless --no-score); needed for --min-similarity and photos.
+  arc2face::ModelJob face_job;
+  face_job.from_photo = true;
+  const arc2face::ModelDiscovery faces = arc2face::find_models(search, face_job);
+  const bool have_faces = !faces.paths.detector_onnx.empty() && !faces.paths.arcface_onnx.empty();
+  const bool photos = !a.identities_from.empty() && fs::is_directory(a.identities_from);
+  if (!have_faces && (!std::isnan(a.min_similarity) || photos || !a.antelope.empty())) {
+    throw arc2face::Error("the face models are needed (" +
+                          std::string(photos ? "identities from photos" : "--min-similarity / --antelope") +
+                          ") but were not found:\n" + faces.message);
+  }
+  if (have_faces) {
+    o.face.detector_path = faces.paths.detector_onnx;
+    o.face.recognizer_path = faces.paths.arcface_onnx;
     o.face.threads = a.threads;
-  } else if (!std::isnan(a.min_similarity)) {
-    throw arc2face::Error("--min-similarity needs scoring; drop --no-score");
+  }
+  if (a.no_score || !have_faces) {
+    if (!a.no_score)
+      std::fprintf(stderr, "note: no face models found (--antelope DIR): images are not scored\n");
+    o.score = false;
   }
   const std::string tag = std::to_string(o.shard.index) + "/" + std::to_string(o.shard.count);
   if (!a.quiet) {
@@ -91,12 +105,13 @@ void run_dataset(const DatasetArgs& a) {
     };
   }
   const arc2face::DatasetRunReport r = arc2face::run_dataset_shard(o);
-  std::printf("shard %s: %lld images, %lld already complete, %lld made (%lld filtered), %lld recovered, %lld "
-              "temporary and %lld damaged files removed, %.1f s generating",
-              tag.c_str(), (long long)r.images, (long long)r.verified, (long long)r.generated,
-              (long long)r.filtered, (long long)r.recovered, (long long)r.removed_tmp, (long long)r.removed_corrupt,
-              r.seconds);
-  if (r.generated > 0 && r.seconds > 0) std::printf(" (%.0f images/hour)", 3600.0 * double(r.generated) / r.seconds);
+  std::printf(
+      "shard %s: %lld images, %lld already complete, %lld made (%lld filtered), %lld recovered, %lld "
+      "temporary and %lld damaged files removed, %.1f s generating",
+      tag.c_str(), (long long)r.images, (long long)r.verified, (long long)r.generated, (long long)r.filtered,
+      (long long)r.recovered, (long long)r.removed_tmp, (long long)r.removed_corrupt, r.seconds);
+  if (r.generated > 0 && r.seconds > 0)
+    std::printf(" (%.0f images/hour)", 3600.0 * double(r.generated) / r.seconds);
   std::printf("\n");
 }
 
@@ -122,7 +137,8 @@ void run_merge(const MergeArgs& a) {
     for (const auto& p : r.problems) std::fprintf(stderr, "problem: %s\n", p.c_str());
     for (const auto& m : r.missing) std::fprintf(stderr, "missing: %s\n", m.c_str());
     if (r.missing_count > int64_t(r.missing.size()))
-      std::fprintf(stderr, "missing: ... %lld more\n", (long long)(r.missing_count - int64_t(r.missing.size())));
+      std::fprintf(stderr, "missing: ... %lld more\n",
+                   (long long)(r.missing_count - int64_t(r.missing.size())));
     std::printf("%lld of %lld images complete (%lld kept, %lld filtered)\n", (long long)r.complete,
                 (long long)r.expected, (long long)r.kept, (long long)r.filtered);
     if (r.scored && r.similarity.images > 0) {
@@ -133,8 +149,9 @@ void run_merge(const MergeArgs& a) {
                     r.similarity.median);
       std::printf("\n");
     }
-    if (r.ok) std::printf("wrote %s and %s\n", (fs::path(a.out) / "index.jsonl").c_str(),
-                          (fs::path(a.out) / "summary.json").c_str());
+    if (r.ok)
+      std::printf("wrote %s and %s\n", (fs::path(a.out) / "index.jsonl").c_str(),
+                  (fs::path(a.out) / "summary.json").c_str());
   }
   if (!r.ok) {
     throw arc2face::Error("the dataset is not complete: " + std::to_string(r.missing_count) +
@@ -145,18 +162,23 @@ void run_merge(const MergeArgs& a) {
 }  // namespace
 
 void register_dataset(CLI::App& app) {
-  auto* c = app.add_subcommand("dataset", "make a synthetic face dataset: N identities x K images (resumable, sharded)");
+  auto* c = app.add_subcommand("dataset",
+                               "make a synthetic face dataset: N identities x K images (resumable, sharded)");
   auto a = std::make_shared<DatasetArgs>();
-  c->add_option("--identities", a->identities, "number of identities N (sampled; with --identities-from: first N)");
+  c->add_option("--identities", a->identities,
+                "number of identities N (sampled; with --identities-from: first N)");
   c->add_option("--per-identity", a->per_identity, "images per identity K");
   c->add_option("--out,-o", a->out, "dataset folder");
   c->add_option("--seed", a->seed, "dataset seed: identities and image seeds (image g = i*K+k uses seed+g)")
       ->capture_default_str();
-  c->add_option("--shard", a->shard, "I/N: this process makes shard I of N (default: from SLURM_ARRAY_TASK_ID / "
+  c->add_option("--shard", a->shard,
+                "I/N: this process makes shard I of N (default: from SLURM_ARRAY_TASK_ID / "
                 "JOB_COMPLETION_INDEX, else 0/1)");
-  c->add_option("--shard-count", a->shard_count, "N, with the index from the environment (Kubernetes Indexed Job)");
-  c->add_option("--identities-from", a->identities_from,
-                "real identities: a .npy [N,512], or a folder (one identity per photo / per sub-folder of photos)");
+  c->add_option("--shard-count", a->shard_count,
+                "N, with the index from the environment (Kubernetes Indexed Job)");
+  c->add_option(
+      "--identities-from", a->identities_from,
+      "real identities: a .npy [N,512], or a folder (one identity per photo / per sub-folder of photos)");
   c->add_option("--identity-max-cosine", a->identity_max_cosine,
                 "sampled identities: largest cosine allowed between two of them (>= 1: no check)")
       ->capture_default_str();
@@ -167,20 +189,28 @@ void register_dataset(CLI::App& app) {
       ->check(CLI::Range(1, 64));
   c->add_option("--steps", a->steps, "denoising steps")->capture_default_str();
   c->add_option("--guidance", a->guidance, "classifier-free guidance")->capture_default_str();
-  c->add_option("--scheduler", a->scheduler, "dpm++2m | dpm++2m-karras | euler | euler-a | ddim | pndm | lms | unipc")
+  c->add_option("--scheduler", a->scheduler,
+                "dpm++2m | dpm++2m-karras | euler | euler-a | ddim | pndm | lms | unipc")
       ->capture_default_str();
   c->add_option("--width", a->width, "image width")->capture_default_str();
   c->add_option("--height", a->height, "image height")->capture_default_str();
-  c->add_option("--models", a->models, "folder with arc2face/ and encoder/ (default: $ARC2FACE_MODELS or ./models)");
-  c->add_option("--base", a->base, "SD1.5 folder with vae/, tokenizer/, scheduler/ (default: MODELS/stable-diffusion-v1-5)");
-  c->add_option("--antelope", a->antelope, "face models for scoring (default: MODELS/antelopev2 when present)");
+  c->add_option(
+      "--models", a->models,
+      "folder with arc2face/ and encoder/ (default: Hugging Face cache, $ARC2FACE_MODELS, ./models)");
+  c->add_option("--base", a->base,
+                "SD1.5 folder with vae/, tokenizer/, scheduler/ (default: found like --models)");
+  c->add_option(
+      "--antelope", a->antelope,
+      "face models for scoring: scrfd_10g_bnkps.onnx + arcface.onnx (default: found like --models)");
+  c->add_flag("--download", a->download, "download missing model files first (see arc2face download)");
   c->add_flag("--no-score", a->no_score, "do not detect faces / compute ID similarity");
   c->add_option("--dtype", a->dtype, "fp32 | bf16")->capture_default_str();
   c->add_option("--device", a->device, "cpu | ref | cuda")->capture_default_str();
   c->add_option("--threads", a->threads, "CPU threads (0: all cores)")->capture_default_str();
   c->add_flag("-q,--quiet", a->quiet, "no progress output");
 
-  auto* m = c->add_subcommand("merge", "check that every image of every shard is complete; write index.jsonl");
+  auto* m =
+      c->add_subcommand("merge", "check that every image of every shard is complete; write index.jsonl");
   auto ma = std::make_shared<MergeArgs>();
   m->add_option("--out,-o", ma->out, "dataset folder")->required();
   m->add_flag("--no-verify", ma->no_verify, "do not decode every PNG (only check that the files exist)");

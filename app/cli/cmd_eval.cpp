@@ -1,7 +1,7 @@
 // `arc2face eval --identity EMB.npy | --image IMG... --generated DIR|IMG... [--json | --csv]`: the paper's
-// ID-similarity metric. Every generated image is detected and embedded; its cosine similarity to the identity,
-// the face-detection rate and a summary (mean, std, quantiles) are printed. An unreadable image or one without
-// a face is reported on its own line and never stops the run.
+// ID-similarity metric. Every generated image is detected and embedded; its cosine similarity to the
+// identity, the face-detection rate and a summary (mean, std, quantiles) are printed. An unreadable image or
+// one without a face is reported on its own line and never stops the run.
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -12,6 +12,7 @@
 
 #include "arc2face/eval.h"
 #include "arc2face/face.h"
+#include "arc2face/hub.h"
 #include "commands.h"
 
 namespace a2f_cli {
@@ -30,9 +31,32 @@ struct EvalArgs {
   int det_size = 640;
 };
 
-std::string default_antelope_dir() {
-  if (const char* e = std::getenv("ARC2FACE_MODELS"); e && *e) return (std::filesystem::path(e) / "antelopev2").string();
-  return "models/antelopev2";
+// The face models: --detector/--recognizer, else found like `arc2face generate` finds them (--antelope, the
+// Hugging Face cache, $ARC2FACE_MODELS, ./models).
+void find_face_models(const EvalArgs& a, arc2face::FaceAnalyzerOptions& o) {
+  o.detector_path = a.detector;
+  o.recognizer_path = a.recognizer;
+  if (!a.detector.empty() && !a.recognizer.empty()) return;
+  arc2face::ModelSearchOptions search;
+  search.antelope_dir = a.antelope;
+  arc2face::ModelJob job;
+  job.from_photo = true;
+  const arc2face::ModelDiscovery d = arc2face::find_models(search, job);
+  if (o.detector_path.empty()) o.detector_path = d.paths.detector_onnx;
+  if (o.recognizer_path.empty()) o.recognizer_path = d.paths.arcface_onnx;
+  if (!o.detector_path.empty() && !o.recognizer_path.empty()) return;
+  std::string m =
+      "face models not found: give --antelope DIR (scrfd_10g_bnkps.onnx + arcface.onnx) or run "
+      "`arc2face download`";
+  for (const auto& x : d.missing) {
+    if (x.role == "unet" || x.role == "encoder" || x.role == "vae" || x.role == "tokenizer" ||
+        x.role == "scheduler")
+      continue;
+    m += "\n  " + x.title + ":";
+    for (const auto& f : x.files) m += " " + f;
+    for (const auto& w : x.searched) m += "\n    searched " + w;
+  }
+  throw arc2face::Error(m);
 }
 
 nlohmann::ordered_json summary_json(const arc2face::ScoreSummary& s) {
@@ -83,9 +107,7 @@ void run_eval(const EvalArgs& a) {
   }
   if (a.json && a.csv) throw arc2face::Error("--json and --csv exclude each other");
   arc2face::FaceAnalyzerOptions o;
-  o.antelope_dir = a.antelope.empty() ? default_antelope_dir() : a.antelope;
-  o.detector_path = a.detector;
-  o.recognizer_path = a.recognizer;
+  find_face_models(a, o);
   o.backend = a.backend;
   o.threads = a.threads;
   o.det_size = a.det_size;
@@ -150,20 +172,24 @@ void run_eval(const EvalArgs& a) {
 }  // namespace
 
 void register_eval(CLI::App& app) {
-  auto* cmd = app.add_subcommand("eval", "ID similarity of generated images to an identity (the paper's metric)");
+  auto* cmd =
+      app.add_subcommand("eval", "ID similarity of generated images to an identity (the paper's metric)");
   auto a = std::make_shared<EvalArgs>();
   cmd->add_option("--identity", a->identity, "the identity: float32 .npy [512] (e.g. from arc2face embed)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--image,-i", a->images, "or photo(s) of the person; several are combined (mean)");
-  cmd->add_option("--generated,-g", a->generated, "generated images: files and/or folders (*.png, *.jpg, *.webp)")
+  cmd->add_option("--generated,-g", a->generated,
+                  "generated images: files and/or folders (*.png, *.jpg, *.webp)")
       ->required();
   cmd->add_flag("--recursive,-r", a->recursive, "also look into sub-folders of the --generated folders");
-  cmd->add_option("--antelope", a->antelope,
-                  "folder with scrfd_10g_bnkps.onnx and arcface.onnx (default: $ARC2FACE_MODELS/antelopev2 or "
-                  "models/antelopev2)");
+  cmd->add_option(
+      "--antelope", a->antelope,
+      "folder with scrfd_10g_bnkps.onnx and arcface.onnx (default: Hugging Face cache, $ARC2FACE_MODELS, "
+      "./models)");
   cmd->add_option("--detector", a->detector, "detector .onnx (overrides the folder)");
-  cmd->add_option("--recognizer", a->recognizer,
-                  "recognizer .onnx (overrides the folder; e.g. another face-recognition model as the evaluator)");
+  cmd->add_option(
+      "--recognizer", a->recognizer,
+      "recognizer .onnx (overrides the folder; e.g. another face-recognition model as the evaluator)");
   cmd->add_flag("--json", a->json, "print per-image results and the summary as JSON");
   cmd->add_flag("--csv", a->csv, "print per-image results as CSV (the summary goes to stderr)");
   cmd->add_option("--backend", a->backend, "cpu or ref")->capture_default_str();

@@ -119,7 +119,8 @@ struct ScoreArgs {
 
 // r.seed is resolved here when random (and left at the base seed for the final message).
 std::vector<arc2face::GeneratedImage> generate_scored(arc2face::Pipeline& pipe, arc2face::GenerateRequest& r,
-                                                      const ScoreArgs& s, const arc2face::ProgressFn& progress,
+                                                      const ScoreArgs& s,
+                                                      const arc2face::ProgressFn& progress,
                                                       arc2face::FaceAnalyzer& face) {
   arc2face::FaceAnalyzer* fa = &face;
   const int k = s.best_of, n = r.num_images;
@@ -266,7 +267,8 @@ void register_generate(CLI::App& app) {
   // ID similarity (see ScoreArgs)
   auto s = std::make_shared<ScoreArgs>();
   c->add_flag("--score", s->score, "print each image's ID similarity and write it into the PNG text");
-  c->add_option("--best-of", s->best_of, "generate K candidates per image, keep the most similar (implies --score)")
+  c->add_option("--best-of", s->best_of,
+                "generate K candidates per image, keep the most similar (implies --score)")
       ->check(CLI::Range(1, 64));
   c->callback([a, s, steps, guidance, scheduler] {
     a->steps_given = steps->count() > 0;

@@ -1,6 +1,6 @@
 // Synthetic face-recognition datasets at scale: N identities x K images, deterministic, resumable and sharded
-// across machines with no coordinator. The full description (layout, seeds, manifest, sharding, throughput) is
-// docs/dataset.md.
+// across machines with no coordinator. The full description (layout, seeds, manifest, sharding, throughput)
+// is docs/dataset.md.
 //
 //   arc2face::DatasetRunOptions o;
 //   o.out_dir = "ds";  o.spec.identities = 1000;  o.spec.per_identity = 20;  o.spec.seed = 0;
@@ -31,7 +31,7 @@
 
 namespace arc2face {
 
-// ---- Identities ------------------------------------------------------------------------------------------
+// ---- Identities ----
 
 // The default largest cosine similarity allowed between two sampled identities (see docs/dataset.md: about
 // 6.8 standard deviations of the cosine of two independent random unit vectors in R^512, so it almost never
@@ -40,9 +40,9 @@ constexpr double kDefaultIdentityMaxCosine = 0.3;
 
 // `count` random unit vectors in R^512. Candidate j is torch.randn(512, generator=g) (float32, one draw after
 // another from g = torch.Generator().manual_seed(seed)) divided by its norm (computed in double, rounded to
-// float32); it is accepted when its cosine to every identity accepted so far is <= max_cosine. max_cosine >= 1
-// accepts every candidate. Throws Error when max_cosine is so small that accepting `count` identities takes
-// too many draws. Costs O(count^2 * 512) with the check.
+// float32); it is accepted when its cosine to every identity accepted so far is <= max_cosine. max_cosine
+// >= 1 accepts every candidate. Throws Error when max_cosine is so small that accepting `count` identities
+// takes too many draws. Costs O(count^2 * 512) with the check.
 std::vector<std::vector<float>> sample_identities(int count, int64_t seed,
                                                   double max_cosine = kDefaultIdentityMaxCosine);
 
@@ -56,14 +56,15 @@ struct SourceIdentity {
 // photo in which no face was found.
 std::vector<SourceIdentity> load_identities(const std::string& path, FaceAnalyzer* analyzer);
 
-// The largest cosine between two of the given identities, and which pair (for warnings about near-duplicates).
+// The largest cosine between two of the given identities, and which pair (for warnings about
+// near-duplicates).
 struct ClosestPair {
   double cosine = -1.0;
   int a = -1, b = -1;
 };
 ClosestPair closest_identities(const std::vector<std::vector<float>>& identities);
 
-// ---- Shards -------------------------------------------------------------------------------------------------
+// ---- Shards ----
 
 struct Shard {
   int index = 0;  // 0 <= index < count
@@ -78,17 +79,17 @@ Shard parse_shard(const std::string& text);
 // at all gives 0/1.
 Shard resolve_shard(const std::string& shard_arg, int count);
 
-// ---- The dataset --------------------------------------------------------------------------------------------
+// ---- The dataset ----
 
 // Everything that decides the bytes of the images. Stored in OUT/dataset.json by the first process; every
 // later process (any shard, any restart) must ask for the same or it stops with an error naming the field.
 struct DatasetSpec {
-  int identities = 0;    // N (with identities_from: the first N of the source; 0 = all of them)
-  int per_identity = 0;  // K
-  int64_t seed = 0;      // identities (when sampled) and image seeds: image g = i*K + k uses seed + g
+  int identities = 0;           // N (with identities_from: the first N of the source; 0 = all of them)
+  int per_identity = 0;         // K
+  int64_t seed = 0;             // identities (when sampled) and image seeds: image g = i*K + k uses seed + g
   std::string identities_from;  // "" = sampled; else a .npy or a folder of photos (see load_identities)
   double identity_max_cosine = kDefaultIdentityMaxCosine;  // sampling only
-  int batch = 4;                 // images per UNet call (a unit); see the determinism note at the top
+  int batch = 4;  // images per UNet call (a unit); see the determinism note at the top
   int steps = 25;
   float guidance = 3.0f;
   std::string scheduler = "dpm++2m";
@@ -104,9 +105,9 @@ int64_t dataset_image_seed(const DatasetSpec& spec, int identity, int index);
 std::string dataset_image_path(const DatasetSpec& spec, int identity, int index, bool kept = true);
 
 struct DatasetProgress {
-  int64_t done = 0;       // images of this shard that are complete (including those found on disk)
-  int64_t total = 0;      // images of this shard
-  int64_t generated = 0;  // made by this run
+  int64_t done = 0;              // images of this shard that are complete (including those found on disk)
+  int64_t total = 0;             // images of this shard
+  int64_t generated = 0;         // made by this run
   double images_per_hour = 0.0;  // generation rate of this run
 };
 
@@ -115,9 +116,11 @@ struct DatasetRunOptions {
   DatasetSpec spec;
   Shard shard;
   PipelineOptions pipeline;  // models, backend, dtype (part of the dataset's identity), threads
-  // Scoring of every image (ID similarity, face detected) with these face models; empty antelope_dir and
-  // detector/recognizer paths: no scoring (the manifest then says null). Filtering needs scoring.
+  // Face models (detector + recognizer): every image is scored (ID similarity, face detected) with them when
+  // `score` is true; they also turn a folder of photos into identities. None given: no scoring (the manifest
+  // then says null). Filtering needs scoring.
   FaceAnalyzerOptions face;
+  bool score = true;
   std::function<void(const DatasetProgress&)> progress;  // after every unit
 };
 
@@ -126,11 +129,11 @@ struct DatasetRunReport {
   int64_t verified = 0;   // found complete on disk (skipped)
   int64_t recovered = 0;  // found on disk without a manifest line (line written)
   int64_t generated = 0;
-  int64_t filtered = 0;   // of the generated, below min_similarity
+  int64_t filtered = 0;         // of the generated, below min_similarity
   int64_t removed_tmp = 0;      // temporary files of an interrupted run removed
   int64_t removed_corrupt = 0;  // final files that failed verification, removed and regenerated
   int units_generated = 0;
-  double seconds = 0.0;   // generation time of this run (model loading excluded)
+  double seconds = 0.0;  // generation time of this run (model loading excluded)
 };
 
 // Makes every image of one shard that is not complete yet. Safe to run again at any time (kill -9 included):
@@ -142,12 +145,12 @@ struct DatasetMergeReport {
   int64_t expected = 0;  // N * K
   int64_t complete = 0;  // verified images with their manifest line
   int64_t kept = 0, filtered = 0;
-  std::vector<std::string> missing;   // "identity 12 image 3 (shard 1/3)", at most 100 listed
+  std::vector<std::string> missing;  // "identity 12 image 3 (shard 1/3)", at most 100 listed
   int64_t missing_count = 0;
   std::vector<std::string> problems;  // stray files, leftovers, conflicting manifest lines
   ScoreSummary similarity;            // over all images that were scored (kept and filtered)
   bool scored = false;
-  bool ok = false;                    // complete: index.jsonl and summary.json written
+  bool ok = false;  // complete: index.jsonl and summary.json written
 };
 
 // Checks completeness across all shards (every (identity, image) exactly once, verified on disk unless

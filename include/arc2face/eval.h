@@ -1,13 +1,14 @@
-// ID-similarity evaluation: how much generated images look like the identity they were conditioned on, measured
-// as in the Arc2Face paper: the cosine similarity between the identity vector and the ArcFace embedding of the
-// face found in each generated image (insightface-style analysis: SCRFD, largest face, ArcFace), plus the
-// face-detection rate and a summary over many images.
+// ID-similarity evaluation: how much generated images look like the identity they were conditioned on,
+// measured as in the Arc2Face paper: the cosine similarity between the identity vector and the ArcFace
+// embedding of the face found in each generated image (insightface-style analysis: SCRFD, largest face,
+// ArcFace), plus the face-detection rate and a summary over many images.
 //
 //   auto fa = arc2face::FaceAnalyzer::create({.antelope_dir = "models/antelopev2"});
 //   std::vector<float> id = arc2face::read_embedding_npy("id.npy");
 //   std::vector<arc2face::ImageScore> s;
-//   for (const auto& p : arc2face::list_images({"out/"})) s.push_back(arc2face::score_image_file(*fa, id, p));
-//   arc2face::ScoreSummary sum = arc2face::summarize_scores(s);   // mean, std, quantiles, detection rate
+//   for (const auto& p : arc2face::list_images({"out/"}))
+//     s.push_back(arc2face::score_image_file(*fa, id, p));
+//   arc2face::ScoreSummary sum = arc2face::summarize_scores(s);  // mean, std, quantiles, detection rate
 //
 // An image that cannot be read, or in which no face is found, is reported in its ImageScore (error, detected)
 // and never throws: one bad file does not stop an evaluation of thousands.
@@ -35,17 +36,20 @@ struct ImageScore {
 };
 
 // Scores one image file / one image in memory against `identity` (512 values; normalised here).
-ImageScore score_image_file(FaceAnalyzer& analyzer, const std::vector<float>& identity, const std::string& path);
-ImageScore score_image(FaceAnalyzer& analyzer, const std::vector<float>& identity, const GeneratedImage& image);
+ImageScore score_image_file(FaceAnalyzer& analyzer, const std::vector<float>& identity,
+                            const std::string& path);
+ImageScore score_image(FaceAnalyzer& analyzer, const std::vector<float>& identity,
+                       const GeneratedImage& image);
 
 struct ScoreSummary {
-  int images = 0;                 // all inputs
-  int readable = 0;               // decoded
-  int detected = 0;               // a face found (= number of similarities summarised)
-  double detection_rate = 0.0;    // detected / readable (0 when nothing was readable)
+  int images = 0;               // all inputs
+  int readable = 0;             // decoded
+  int detected = 0;             // a face found (= number of similarities summarised)
+  double detection_rate = 0.0;  // detected / readable (0 when nothing was readable)
   // Over the detected images' similarities (all 0 when none): mean, standard deviation (population, ddof 0,
   // like numpy.std), min/max and quantiles with linear interpolation (numpy.quantile's default method).
-  double mean = 0.0, std = 0.0, min = 0.0, p05 = 0.0, p25 = 0.0, median = 0.0, p75 = 0.0, p95 = 0.0, max = 0.0;
+  double mean = 0.0, std = 0.0, min = 0.0, p05 = 0.0, p25 = 0.0, median = 0.0, p75 = 0.0, p95 = 0.0,
+         max = 0.0;
 };
 ScoreSummary summarize_scores(const std::vector<ImageScore>& scores);
 // numpy.quantile(values, q) (method "linear"); `values` need not be sorted. Throws Error when empty.

@@ -1,7 +1,9 @@
-// arc2face dataset: one shard of a synthetic dataset, resumable (include/arc2face/dataset.h, docs/dataset.md).
+// arc2face dataset: one shard of a synthetic dataset, resumable (include/arc2face/dataset.h,
+// docs/dataset.md).
 #include <chrono>
 #include <cmath>
 #include <set>
+#include <unordered_map>
 
 #include "api/dataset_internal.h"
 #include "core/log.h"
@@ -26,11 +28,12 @@ void check_spec(const DatasetRunOptions& o) {
             "--identities N must be at least 1 (or give --identities-from DIR|FILE.npy)");
   A2F_CHECK(s.per_identity >= 1 && s.per_identity <= 1000000, "--per-identity must be 1..1000000, got ",
             s.per_identity);
-  A2F_CHECK(s.seed >= 0 && s.seed < (int64_t(1) << 62), "--seed must be a non-negative integer, got ", s.seed);
+  A2F_CHECK(s.seed >= 0 && s.seed < (int64_t(1) << 62), "--seed must be a non-negative integer, got ",
+            s.seed);
   A2F_CHECK(s.batch >= 1 && s.batch <= 64, "--batch must be 1..64, got ", s.batch);
   A2F_CHECK(o.shard.count >= 1 && o.shard.index >= 0 && o.shard.index < o.shard.count, "invalid shard ",
             o.shard.index, "/", o.shard.count);
-  A2F_CHECK(!(s.min_similarity == s.min_similarity) || has_face_models(o.face),
+  A2F_CHECK(!(s.min_similarity == s.min_similarity) || (o.score && has_face_models(o.face)),
             "--min-similarity needs the face models to score the images (--antelope DIR)");
   A2F_CHECK(!(s.min_similarity == s.min_similarity) || (s.min_similarity >= -1 && s.min_similarity <= 1),
             "--min-similarity must be in [-1, 1], got ", s.min_similarity);
@@ -41,11 +44,14 @@ void check_spec(const DatasetRunOptions& o) {
 std::vector<std::vector<float>> init_dataset(const DatasetRunOptions& o, Layout& layout) {
   const fs::path out(o.out_dir);
   FileLock lock(out / ".init.lock", true);
-  if (lock.unsupported()) a2f::log_warn("file locks are not supported in ", out.string(), ": do not start two "
-                                        "processes for the first time at the same moment");
+  if (lock.unsupported())
+    a2f::log_warn("file locks are not supported in ", out.string(),
+                  ": do not start two "
+                  "processes for the first time at the same moment");
   std::error_code ec;
   for (const char* tmp : {"dataset.json.tmp", "identities.npy.tmp"}) fs::remove(out / tmp, ec);
-  for (fs::directory_iterator it(out, ec), end; !ec && it != end; it.increment(ec)) {  // npy_write's temp names
+  for (fs::directory_iterator it(out, ec), end; !ec && it != end;
+       it.increment(ec)) {  // npy_write's temp names
     if (it->path().filename().string().rfind("identities.npy.tmp.", 0) == 0) fs::remove(it->path(), ec);
   }
   const fs::path meta = out / "dataset.json", ids = out / "identities.npy";
@@ -86,24 +92,6 @@ struct ImageState {
   bool recorded = false;  // a valid manifest line exists (any shard's manifest)
 };
 
-Record make_record(const Layout& l, int64_t g, bool kept, const std::optional<ImageScore>& sc) {
-  Record r;
-  auto [i, k] = l.split(g);
-  r.identity = i;
-  r.index = k;
-  r.seed = dataset_image_seed(l.spec, i, k);
-  r.unit = l.unit_of(g);
-  r.file = l.rel_path(g, kept);
-  r.kept = kept;
-  if (sc) {
-    r.detected = sc->detected;
-    r.faces = sc->faces;
-    if (sc->detected) r.similarity = sc->similarity;
-  }
-  r.parameters = l.parameters(g);
-  return r;
-}
-
 bool record_matches(const Layout& l, const Record& r, int64_t* g) {
   if (r.identity < 0 || r.identity >= l.spec.identities || r.index < 0 || r.index >= l.spec.per_identity)
     return false;
@@ -126,32 +114,31 @@ DatasetRunReport run_dataset_shard(const DatasetRunOptions& o) {
     layout.spec = o.spec;
     layout.dtype = o.pipeline.dtype;
     layout.backend = o.pipeline.backend;
-    layout.scored = has_face_models(o.face);
+    layout.scored = o.score && has_face_models(o.face);
     const std::vector<std::vector<float>> identities = init_dataset(o, layout);
     const DatasetSpec& spec = layout.spec;
 
     const Shard shard = o.shard;
     FileLock shard_lock(out / "manifest" / (manifest_name(shard) + ".lock"), false);
-    A2F_CHECK(shard_lock.held() || shard_lock.unsupported(), "another process is working on shard ", shard.index,
-              "/", shard.count, " of ", o.out_dir, " (", manifest_name(shard), ".lock is held)");
+    A2F_CHECK(shard_lock.held() || shard_lock.unsupported(), "another process is working on shard ",
+              shard.index, "/", shard.count, " of ", o.out_dir, " (", manifest_name(shard), ".lock is held)");
 
     // Valid records from every manifest (a previous run may have used another shard count).
     const fs::path own_manifest = out / "manifest" / manifest_name(shard);
-    std::map<int64_t, Record> recorded;  // first valid record per image
+    auto mine = [&](int64_t g) { return layout.unit_of(g) % shard.count == shard.index; };
+    std::unordered_map<int64_t, bool> recorded;  // this shard's images with a valid line -> its "kept"
     std::vector<Record> own_records;
     int64_t own_bad = 0;
     for (fs::directory_iterator it(out / "manifest", ec), end; !ec && it != end; it.increment(ec)) {
       const std::string name = it->path().filename().string();
       if (!manifest_shard(name)) continue;
-      ManifestLines m = read_manifest(it->path());
-      for (const Record& r : m.records) {
+      const bool own = it->path() == own_manifest;
+      const int64_t bad = read_manifest(it->path(), [&](Record&& r) {
         int64_t g = 0;
-        if (record_matches(layout, r, &g)) recorded.emplace(g, r);
-      }
-      if (it->path() == own_manifest) {
-        own_records = std::move(m.records);
-        own_bad = m.bad_lines;
-      }
+        if (record_matches(layout, r, &g) && mine(g)) recorded.emplace(g, r.kept);
+        if (own) own_records.push_back(std::move(r));
+      });
+      if (own) own_bad = bad;
     }
 
     // The state of every image of this shard: temporary files removed, final files verified.
@@ -170,7 +157,7 @@ DatasetRunReport run_dataset_shard(const DatasetRunOptions& o) {
           if (!fs::exists(p, ec)) continue;
           std::string why;
           const bool ok = !st.done && verify_png(p, spec.width, spec.height, layout.parameters(g), &why) &&
-                          (rec == recorded.end() || rec->second.kept == kept);
+                          (rec == recorded.end() || rec->second == kept);
           if (ok) {
             st.done = true;
             st.kept = kept;
@@ -225,10 +212,11 @@ DatasetRunReport run_dataset_shard(const DatasetRunOptions& o) {
         img.height = spec.height;
         img.index = int(g);
         std::string why;
-        verify_png(out / layout.rel_path(g, st.kept), spec.width, spec.height, layout.parameters(g), &why, &img.rgb);
+        verify_png(out / layout.rel_path(g, st.kept), spec.width, spec.height, layout.parameters(g), &why,
+                   &img.rgb);
         sc = score(img, g);
       }
-      manifest.append(make_record(layout, g, st.kept, sc).to_line());
+      manifest.append(layout.record(g, st.kept, sc).to_line());
       st.recorded = true;
       ++rep.recovered;
     }
@@ -269,13 +257,14 @@ DatasetRunReport run_dataset_shard(const DatasetRunOptions& o) {
         img.index = int(g);
         img.parameters = layout.parameters(g);
         const std::optional<ImageScore> sc = score(img, g);
-        const bool kept = !layout.filtering() || (sc && sc->detected && sc->similarity >= spec.min_similarity);
+        const bool kept =
+            !layout.filtering() || (sc && sc->detected && sc->similarity >= spec.min_similarity);
         const fs::path p = out / layout.rel_path(g, kept);
         fs::create_directories(p.parent_path(), ec);
         A2F_CHECK(!ec, "cannot create ", p.parent_path().string(), ": ", ec.message());
         const std::vector<uint8_t> png = encode_png(img);
-        write_file_atomic(p, png.data(), png.size());                   // the image first,
-        manifest.append(make_record(layout, g, kept, sc).to_line());  // then its line
+        write_file_atomic(p, png.data(), png.size());           // the image first,
+        manifest.append(layout.record(g, kept, sc).to_line());  // then its line
         state[g] = {true, kept, true};
         ++rep.generated;
         if (!kept) ++rep.filtered;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "api/dataset_internal.h"
 #include "io/image.h"
@@ -47,10 +48,27 @@ std::string Layout::parameters(int64_t g) const {
   auto [i, k] = split(g);
   const int64_t u = unit_of(g);
   return a2f::cat("Arc2Face synthetic dataset image; Identity: ", i, ", Image: ", k,
-                  ", Seed: ", dataset_image_seed(spec, i, k), ", Steps: ", spec.steps, ", Sampler: ", spec.scheduler,
-                  ", CFG scale: ", format_float(spec.guidance), ", Size: ", spec.width, "x", spec.height,
-                  ", Dtype: ", dtype, ", Backend: ", backend, ", Unit: ", u, " of ", unit_size(u),
-                  " images, Dataset seed: ", spec.seed, ", Generator: torch cpu, ", kVersion);
+                  ", Seed: ", dataset_image_seed(spec, i, k), ", Steps: ", spec.steps,
+                  ", Sampler: ", spec.scheduler, ", CFG scale: ", format_float(spec.guidance),
+                  ", Size: ", spec.width, "x", spec.height, ", Dtype: ", dtype, ", Backend: ", backend,
+                  ", Unit: ", u, " of ", unit_size(u), " images, Dataset seed: ", spec.seed,
+                  ", Generator: torch cpu, ", kVersion);
+}
+
+Record Layout::record(int64_t g, bool kept, const std::optional<ImageScore>& sc) const {
+  Record r;
+  std::tie(r.identity, r.index) = split(g);
+  r.seed = dataset_image_seed(spec, r.identity, r.index);
+  r.unit = unit_of(g);
+  r.file = rel_path(g, kept);
+  r.kept = kept;
+  if (sc) {
+    r.detected = sc->detected;
+    r.faces = sc->faces;
+    if (sc->detected) r.similarity = sc->similarity;
+  }
+  r.parameters = parameters(g);
+  return r;
 }
 
 nlohmann::ordered_json Layout::to_json() const {
@@ -68,7 +86,8 @@ nlohmann::ordered_json Layout::to_json() const {
   s["scheduler"] = spec.scheduler;
   s["width"] = spec.width;
   s["height"] = spec.height;
-  s["min_similarity"] = filtering() ? nlohmann::ordered_json(spec.min_similarity) : nlohmann::ordered_json(nullptr);
+  s["min_similarity"] =
+      filtering() ? nlohmann::ordered_json(spec.min_similarity) : nlohmann::ordered_json(nullptr);
   s["dtype"] = dtype;
   s["backend"] = backend;
   s["scored"] = scored;
@@ -119,7 +138,8 @@ std::vector<std::string> Layout::differences(const Layout& a) const {
   cmp("per_identity", spec.per_identity, a.spec.per_identity);
   cmp("seed", spec.seed, a.spec.seed);
   cmp("identities_from", spec.identities_from, a.spec.identities_from);
-  if (spec.identities_from.empty()) cmp("identity_max_cosine", spec.identity_max_cosine, a.spec.identity_max_cosine);
+  if (spec.identities_from.empty())
+    cmp("identity_max_cosine", spec.identity_max_cosine, a.spec.identity_max_cosine);
   cmp("batch", spec.batch, a.spec.batch);
   cmp("steps", spec.steps, a.spec.steps);
   cmp("guidance", spec.guidance, a.spec.guidance);
@@ -186,23 +206,23 @@ std::optional<Shard> manifest_shard(const std::string& name) {
   return Shard{i, n};
 }
 
-ManifestLines read_manifest(const fs::path& file) {
-  ManifestLines m;
-  const std::string text = read_text(file);
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) {  // a torn last line (killed mid-write)
-      ++m.bad_lines;
+int64_t read_manifest(const fs::path& file, const std::function<void(Record&&)>& fn) {
+  std::ifstream in(file, std::ios::binary);
+  A2F_CHECK(in.good(), "cannot read '", file.string(), "'");
+  int64_t bad = 0;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (in.eof()) {  // no newline after it: torn by an interrupted write
+      if (!line.empty()) ++bad;
       break;
     }
-    if (nl > pos) {
-      if (auto r = Record::parse(text.substr(pos, nl - pos))) m.records.push_back(std::move(*r));
-      else ++m.bad_lines;
-    }
-    pos = nl + 1;
+    if (line.empty()) continue;
+    if (auto r = Record::parse(line))
+      fn(std::move(*r));
+    else
+      ++bad;
   }
-  return m;
+  return bad;
 }
 
 void write_file_atomic(const fs::path& path, const void* data, size_t size) {
@@ -319,7 +339,8 @@ std::string dataset_image_path(const DatasetSpec& spec, int identity, int index,
   using dataset_detail::padded;
   const int id_w = std::max(6, digits(std::max(0, spec.identities - 1)));
   const int im_w = std::max(4, digits(std::max(0, spec.per_identity - 1)));
-  return std::string(kept ? "images/" : "filtered/") + padded(identity, id_w) + "/" + padded(index, im_w) + ".png";
+  return std::string(kept ? "images/" : "filtered/") + padded(identity, id_w) + "/" + padded(index, im_w) +
+         ".png";
 }
 
 }  // namespace arc2face

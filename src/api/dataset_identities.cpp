@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <set>
 
+#include "api/backend_factory.h"
 #include "api/dataset_internal.h"
 #include "core/log.h"
-#include "core/parallel.h"
 #include "io/npy.h"
 #include "pipeline/rng.h"
 
@@ -38,26 +38,41 @@ std::vector<float> normalized(const std::vector<float>& v, const std::string& wh
   return out;
 }
 
-// The largest a . rows[j] over j < n (parallel over j; the max does not depend on the split).
-double max_dot(const std::vector<std::vector<float>>& rows, size_t n, const float* a) {
-  if (n == 0) return -2.0;
-  if (n < 2048) {  // not worth waking the thread pool
-    double m = -2.0;
-    for (size_t j = 0; j < n; ++j) m = std::max(m, dot512(rows[j].data(), a));
-    return m;
+// The accepted identities in fixed-size row blocks (tensors, so the backend's GEMM reads them in place).
+class AcceptedSet {
+ public:
+  static constexpr int64_t kRows = 8192;
+  void add(const float* u) {
+    if (n_ % kRows == 0) blocks_.push_back(a2f::Tensor::empty({kRows, kDim}));  // [kRows, 512]
+    std::copy(u, u + kDim, blocks_.back().data<float>() + (n_ % kRows) * kDim);
+    ++n_;
   }
-  const int64_t chunks = std::min<int64_t>(int64_t(n), std::max(1, a2f::num_threads()) * 4);
-  std::vector<double> best(size_t(chunks), -2.0);
-  const int64_t per = (int64_t(n) + chunks - 1) / chunks;
-  a2f::parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      double m = -2.0;
-      for (int64_t j = c * per; j < std::min<int64_t>(int64_t(n), (c + 1) * per); ++j)
-        m = std::max(m, dot512(rows[size_t(j)].data(), a));
-      best[size_t(c)] = m;
-    }
-  });
-  return *std::max_element(best.begin(), best.end());
+  int64_t size() const { return n_; }
+  const float* row(int64_t i) const { return blocks_[size_t(i / kRows)].data<float>() + (i % kRows) * kDim; }
+  // The filled part of block b: [rows, 512].
+  a2f::Tensor block(size_t b) const {
+    return blocks_[b].narrow(0, 0, std::min<int64_t>(kRows, n_ - int64_t(b) * kRows));
+  }
+  size_t blocks() const { return blocks_.size(); }
+
+ private:
+  std::vector<a2f::Tensor> blocks_;
+  int64_t n_ = 0;
+};
+
+// The exact rule is "reject when the float64 dot product with any accepted identity exceeds max_cosine". Dot
+// products come from a float32 GEMM (fast, but its rounding depends on the CPU's kernels); any value within
+// kRecheck of the threshold is recomputed exactly, so every decision is the float64 one on every machine.
+constexpr double kRecheck = 1e-3;  // >> the float32 GEMM error for unit vectors of 512 values (~1e-6)
+
+bool exceeds(const float* gemm_row, int64_t n, const AcceptedSet& acc, int64_t first, const float* u,
+             double t) {
+  for (int64_t j = 0; j < n; ++j) {
+    const double f = gemm_row[j];
+    if (f > t + kRecheck) return true;
+    if (f >= t - kRecheck && dot512(acc.row(first + j), u) > t) return true;
+  }
+  return false;
 }
 
 int env_int(const char* name, bool* present) {
@@ -76,30 +91,65 @@ int env_int(const char* name, bool* present) {
 std::vector<std::vector<float>> sample_identities(int count, int64_t seed, double max_cosine) {
   return dataset_detail::api_call([&] {
     A2F_CHECK(count >= 1, "the number of identities must be at least 1, got ", count);
-    A2F_CHECK(std::isfinite(max_cosine) && max_cosine > -1.0, "the identity max cosine must be in (-1, 1], got ",
-              max_cosine);
+    A2F_CHECK(std::isfinite(max_cosine) && max_cosine > -1.0,
+              "the identity max cosine must be in (-1, 1], got ", max_cosine);
     a2f::TorchGenerator gen(static_cast<uint64_t>(seed));
+    const bool check = max_cosine < 1.0;
+    const int64_t max_draws = int64_t(count) * 50 + 2000;
+    std::unique_ptr<a2f::Backend> be = check ? a2f::make_backend("cpu", 0) : nullptr;
+    AcceptedSet acc;
+    int64_t draws = 0, rejected = 0;
+    constexpr int64_t kBlock = 256;  // candidates drawn (in order) and compared per GEMM
+    while (acc.size() < count) {
+      A2F_CHECK(draws < max_draws, "sampling ", count, " identities with cosine <= ", max_cosine,
+                " took over ", max_draws, " draws (", acc.size(),
+                " accepted): the max cosine is too small for this many "
+                "identities in 512 dimensions");
+      // The next candidates, exactly as successive torch.randn(512) draws, normalised.
+      const int64_t nb = std::min<int64_t>(kBlock, max_draws - draws);
+      a2f::Tensor cand = a2f::Tensor::empty({nb, kDim});  // [nb, 512]
+      std::vector<float> v(kDim);
+      for (int64_t c = 0; c < nb; ++c) {
+        gen.randn_fill(std::span<float>(v));
+        const std::vector<float> u = normalized(v, "a sampled vector");
+        std::copy(u.begin(), u.end(), cand.data<float>() + c * kDim);
+      }
+      // Against everything accepted before this block: one GEMM per row block.
+      std::vector<a2f::Tensor> dots;  // [nb, rows] per block
+      if (check)
+        for (size_t b = 0; b < acc.blocks(); ++b)
+          dots.push_back(be->matmul(cand, acc.block(b), true).contiguous());
+      const a2f::Tensor gram = check ? be->matmul(cand, cand, true).contiguous() : a2f::Tensor();  // [nb, nb]
+      std::vector<int64_t> accepted_here;  // candidates of this block accepted so far
+      for (int64_t c = 0; c < nb && acc.size() < count; ++c) {
+        ++draws;
+        const float* u = cand.data<float>() + c * kDim;
+        bool reject = false;
+        for (size_t b = 0; check && !reject && b < dots.size(); ++b) {
+          const int64_t rows = dots[b].dim(1);
+          reject = exceeds(dots[b].data<float>() + c * rows, rows, acc, int64_t(b) * AcceptedSet::kRows, u,
+                           max_cosine);
+        }
+        for (size_t j = 0; check && !reject && j < accepted_here.size(); ++j) {
+          const int64_t o = accepted_here[j];
+          const double f = gram.data<float>()[c * nb + o];
+          reject = f > max_cosine + kRecheck ||
+                   (f >= max_cosine - kRecheck && dot512(cand.data<float>() + o * kDim, u) > max_cosine);
+        }
+        if (reject) {
+          ++rejected;
+          continue;
+        }
+        accepted_here.push_back(c);
+        acc.add(u);
+      }
+    }
     std::vector<std::vector<float>> out;
     out.reserve(size_t(count));
-    const bool check = max_cosine < 1.0;
-    const int64_t max_draws = int64_t(count) * 100 + 10000;
-    std::vector<float> v(kDim);
-    int64_t draws = 0, rejected = 0;
-    while (int(out.size()) < count) {
-      A2F_CHECK(draws < max_draws, "sampling ", count, " identities with cosine <= ", max_cosine, " took over ",
-                max_draws, " draws (", out.size(), " accepted): the max cosine is too small for this many "
-                "identities in 512 dimensions");
-      ++draws;
-      gen.randn_fill(std::span<float>(v));  // torch.randn(512, generator=g)
-      std::vector<float> u = normalized(v, "a sampled vector");
-      if (check && max_dot(out, out.size(), u.data()) > max_cosine) {
-        ++rejected;
-        continue;
-      }
-      out.push_back(std::move(u));
-    }
-    if (rejected) a2f::log_info("identity sampling: ", rejected, " of ", draws, " candidates rejected (cosine > ",
-                                max_cosine, " to an earlier identity)");
+    for (int64_t i = 0; i < acc.size(); ++i) out.emplace_back(acc.row(i), acc.row(i) + kDim);
+    if (rejected)
+      a2f::log_info("identity sampling: ", rejected, " of ", draws, " candidates rejected (cosine > ",
+                    max_cosine, " to an earlier identity)");
     return out;
   });
 }
@@ -119,7 +169,8 @@ std::vector<SourceIdentity> load_identities(const std::string& path, FaceAnalyze
     std::error_code ec;
     std::vector<SourceIdentity> out;
     if (!fs::is_directory(path, ec)) {
-      A2F_CHECK(fs::exists(path, ec), "identities: ", path, " does not exist (a .npy [N, 512] or a folder of photos)");
+      A2F_CHECK(fs::exists(path, ec), "identities: ", path,
+                " does not exist (a .npy [N, 512] or a folder of photos)");
       std::vector<int64_t> shape;
       const std::vector<float> v = read_float_npy(path, &shape);
       A2F_CHECK((shape.size() == 1 && shape[0] == kDim) || (shape.size() == 2 && shape[1] == kDim), path,
@@ -134,7 +185,8 @@ std::vector<SourceIdentity> load_identities(const std::string& path, FaceAnalyze
     A2F_CHECK(analyzer != nullptr, "identities from the photos in ", path,
               " need the face models (--antelope DIR with scrfd_10g_bnkps.onnx and arcface.onnx)");
     std::vector<fs::path> entries;
-    for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) entries.push_back(it->path());
+    for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec))
+      entries.push_back(it->path());
     A2F_CHECK(!ec, "cannot list ", path, ": ", ec.message());
     std::sort(entries.begin(), entries.end());
     const std::vector<std::string> listed = list_images({path});
@@ -166,8 +218,9 @@ std::vector<SourceIdentity> load_identities(const std::string& path, FaceAnalyze
     if (!no_face.empty()) {
       std::string list;
       for (size_t i = 0; i < no_face.size() && i < 20; ++i) list += "\n  " + no_face[i];
-      a2f::fail("identities: no face found in ", no_face.size(), " of the photos/folders in ", path, ":", list,
-                no_face.size() > 20 ? "\n  ..." : "", "\nremove them (or replace them with photos showing a face)");
+      a2f::fail("identities: no face found in ", no_face.size(), " of the photos/folders in ", path, ":",
+                list, no_face.size() > 20 ? "\n  ..." : "",
+                "\nremove them (or replace them with photos showing a face)");
     }
     A2F_CHECK(!out.empty(), "identities: no photos found in ", path,
               " (one identity per image file, or one per sub-folder of photos)");
@@ -188,7 +241,8 @@ Shard resolve_shard(const std::string& shard_arg, int count) {
   return dataset_detail::api_call([&] {
     if (!shard_arg.empty()) {
       Shard s = parse_shard(shard_arg);
-      A2F_CHECK(count == 0 || count == s.count, "--shard ", shard_arg, " and --shard-count ", count, " disagree");
+      A2F_CHECK(count == 0 || count == s.count, "--shard ", shard_arg, " and --shard-count ", count,
+                " disagree");
       return s;
     }
     bool has_id, has_min, has_step, has_cnt, has_k8s, has_env_cnt;
@@ -204,19 +258,22 @@ Shard resolve_shard(const std::string& shard_arg, int count) {
       A2F_CHECK(n > 0, "SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not: pass --shard-count N");
       const int i = (sid - (has_min ? smin : 0)) / step;
       A2F_CHECK(i >= 0 && i < n, "the Slurm array task ", sid, " (min ", has_min ? smin : 0, ", step ", step,
-                ") gives shard ", i, ", outside 0..", n - 1, ": use --array=0-", n - 1, " or pass --shard I/N");
+                ") gives shard ", i, ", outside 0..", n - 1, ": use --array=0-", n - 1,
+                " or pass --shard I/N");
       a2f::log_info("shard ", i, "/", n, " from the Slurm array (task ", sid, ")");
       return Shard{i, n};
     }
     if (has_k8s) {
       const int n = count > 0 ? count : ecnt;
-      A2F_CHECK(n > 0, "JOB_COMPLETION_INDEX is set (Kubernetes Indexed Job) but the shard count is not: pass "
+      A2F_CHECK(n > 0,
+                "JOB_COMPLETION_INDEX is set (Kubernetes Indexed Job) but the shard count is not: pass "
                 "--shard-count N (the Job's completions) or set ARC2FACE_SHARD_COUNT");
       A2F_CHECK(kidx < n, "JOB_COMPLETION_INDEX ", kidx, " is outside 0..", n - 1, " (shard count ", n, ")");
       a2f::log_info("shard ", kidx, "/", n, " from the Kubernetes job completion index");
       return Shard{kidx, n};
     }
-    A2F_CHECK(count <= 1, "--shard-count ", count, " needs the shard index from the environment "
+    A2F_CHECK(count <= 1, "--shard-count ", count,
+              " needs the shard index from the environment "
               "(SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX), or use --shard I/N");
     return Shard{0, 1};
   });
@@ -234,8 +291,8 @@ std::vector<std::vector<float>> make_identities(Layout& layout, const FaceAnalyz
   std::error_code ec;
   if (fs::is_directory(s.identities_from, ec)) fa = FaceAnalyzer::create(face);
   std::vector<SourceIdentity> src = load_identities(s.identities_from, fa.get());
-  A2F_CHECK(s.identities <= int(src.size()), "--identities ", s.identities, " but ", s.identities_from, " holds only ",
-            src.size());
+  A2F_CHECK(s.identities <= int(src.size()), "--identities ", s.identities, " but ", s.identities_from,
+            " holds only ", src.size());
   if (s.identities == 0) s.identities = int(src.size());
   src.resize(size_t(s.identities));
   std::vector<std::vector<float>> out;
@@ -248,8 +305,8 @@ std::vector<std::vector<float>> make_identities(Layout& layout, const FaceAnalyz
     const ClosestPair c = closest_identities(out);
     if (c.cosine > s.identity_max_cosine) {
       a2f::log_warn("identities ", c.a, " (", layout.identity_names[size_t(c.a)], ") and ", c.b, " (",
-                    layout.identity_names[size_t(c.b)], ") have cosine ", c.cosine, " > ", s.identity_max_cosine,
-                    ": they may be the same person");
+                    layout.identity_names[size_t(c.b)], ") have cosine ", c.cosine, " > ",
+                    s.identity_max_cosine, ": they may be the same person");
     }
   }
   return out;

@@ -1,9 +1,10 @@
 // Shared pieces of the dataset tool (src/api/dataset*.cpp): the on-disk layout, dataset.json, manifest
 // records, atomic files and locks. Not part of the public API.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
-#include <algorithm>
+#include <functional>
 #include <map>
 #include <new>
 #include <nlohmann/json.hpp>
@@ -22,6 +23,8 @@ namespace fs = std::filesystem;
 inline constexpr const char* kFormat = "arc2face-dataset 1";
 inline constexpr const char* kVersion = "arc2face.cpp 0.1.0";
 
+struct Record;
+
 // Everything about the dataset that decides its files: the spec plus the compute settings that change bytes.
 struct Layout {
   DatasetSpec spec;
@@ -36,10 +39,14 @@ struct Layout {
   int unit_size(int64_t u) const { return int(std::min<int64_t>(spec.batch, total() - u * spec.batch)); }
   int64_t unit_of(int64_t g) const { return g / spec.batch; }
   bool filtering() const { return spec.min_similarity == spec.min_similarity; }  // not NaN
-  std::pair<int, int> split(int64_t g) const { return {int(g / spec.per_identity), int(g % spec.per_identity)}; }
+  std::pair<int, int> split(int64_t g) const {
+    return {int(g / spec.per_identity), int(g % spec.per_identity)};
+  }
   std::string rel_path(int64_t g, bool kept) const;
   // The PNG "parameters" text of image g: what verification compares.
   std::string parameters(int64_t g) const;
+  // The manifest line of image g (score: none when not scored; similarity only used when detected).
+  Record record(int64_t g, bool kept, const std::optional<ImageScore>& score) const;
 
   nlohmann::ordered_json to_json() const;
   static Layout from_json(const nlohmann::json& j, const std::string& what);
@@ -59,19 +66,16 @@ struct Record {
   std::optional<double> similarity;
   std::string parameters;
 
-  std::string to_line() const;  // one JSON object + '\n'
+  std::string to_line() const;                                  // one JSON object + '\n'
   static std::optional<Record> parse(const std::string& line);  // nullopt for a torn or malformed line
 };
 
-std::string manifest_name(const Shard& s);                  // "shard-00001-of-00003.jsonl"
+std::string manifest_name(const Shard& s);                     // "shard-00001-of-00003.jsonl"
 std::optional<Shard> manifest_shard(const std::string& name);  // inverse; nullopt for other names
 
-// Reads every manifest/*.jsonl: valid records in file order, with the number of unusable lines.
-struct ManifestLines {
-  std::vector<Record> records;
-  int64_t bad_lines = 0;
-};
-ManifestLines read_manifest(const fs::path& file);
+// Streams a manifest file: fn(record) for every valid line in file order; returns the number of unusable
+// lines (malformed, or a torn last line without its newline).
+int64_t read_manifest(const fs::path& file, const std::function<void(Record&&)>& fn);
 
 // Files.
 void write_file_atomic(const fs::path& path, const void* data, size_t size);  // path.tmp, then rename
@@ -81,8 +85,8 @@ std::string read_text(const fs::path& path);
 bool verify_png(const fs::path& path, int width, int height, const std::string& parameters, std::string* why,
                 std::vector<uint8_t>* rgb = nullptr);
 
-// flock() on a lock file (created if needed). wait = false: held() tells whether it was taken. On file systems
-// without flock the lock is not held and `unsupported` is set (the caller warns and goes on).
+// flock() on a lock file (created if needed). wait = false: held() tells whether it was taken. On file
+// systems without flock the lock is not held and `unsupported` is set (the caller warns and goes on).
 class FileLock {
  public:
   FileLock(const fs::path& path, bool wait);

@@ -57,7 +57,8 @@ bool is_image_name(const fs::path& p) {
 
 }  // namespace
 
-ImageScore score_image_file(FaceAnalyzer& analyzer, const std::vector<float>& identity, const std::string& path) {
+ImageScore score_image_file(FaceAnalyzer& analyzer, const std::vector<float>& identity,
+                            const std::string& path) {
   check_identity(identity);
   FaceResult r;
   try {
@@ -71,7 +72,8 @@ ImageScore score_image_file(FaceAnalyzer& analyzer, const std::vector<float>& id
   return from_result(r, identity, path);
 }
 
-ImageScore score_image(FaceAnalyzer& analyzer, const std::vector<float>& identity, const GeneratedImage& image) {
+ImageScore score_image(FaceAnalyzer& analyzer, const std::vector<float>& identity,
+                       const GeneratedImage& image) {
   check_identity(identity);
   if (image.rgb.size() != size_t(image.width) * image.height * 3 || image.rgb.empty()) {
     throw Error("score_image: the image buffer does not hold " + std::to_string(image.width) + "x" +
@@ -154,13 +156,15 @@ std::string parameters_with_score(const std::string& parameters, const ImageScor
 
 std::vector<size_t> best_of(const std::vector<ImageScore>& scores, int k) {
   if (k < 1 || scores.size() % size_t(k) != 0) {
-    throw Error("best_of: " + std::to_string(scores.size()) + " candidates are not groups of " + std::to_string(k));
+    throw Error("best_of: " + std::to_string(scores.size()) + " candidates are not groups of " +
+                std::to_string(k));
   }
   std::vector<size_t> out;
   for (size_t g = 0; g < scores.size(); g += size_t(k)) {
     size_t best = g;
     for (size_t i = g; i < g + size_t(k); ++i) {
-      if (scores[i].detected && (!scores[best].detected || scores[i].similarity > scores[best].similarity)) best = i;
+      if (scores[i].detected && (!scores[best].detected || scores[i].similarity > scores[best].similarity))
+        best = i;
     }
     out.push_back(best);
   }

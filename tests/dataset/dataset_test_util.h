@@ -31,7 +31,8 @@ inline std::map<std::string, std::string> files_under(const std::filesystem::pat
   std::error_code ec;
   if (!std::filesystem::exists(root, ec)) return out;
   for (auto& e : std::filesystem::recursive_directory_iterator(root))
-    if (e.is_regular_file()) out[std::filesystem::relative(e.path(), root).generic_string()] = slurp(e.path());
+    if (e.is_regular_file())
+      out[std::filesystem::relative(e.path(), root).generic_string()] = slurp(e.path());
   return out;
 }
 

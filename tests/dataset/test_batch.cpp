@@ -35,7 +35,8 @@ TEST(DatasetBatch, EachRowIsTheImageGeneratedAlone) {
   const auto ids = arc2face::sample_identities(3, 5);
   for (int n : {2, 3, 5}) {
     auto r = tiny_request(n, 40);
-    for (int i = 0; i < n; ++i) r.id_embeddings.insert(r.id_embeddings.end(), ids[i % 3].begin(), ids[i % 3].end());
+    for (int i = 0; i < n; ++i)
+      r.id_embeddings.insert(r.id_embeddings.end(), ids[i % 3].begin(), ids[i % 3].end());
     const auto batch = pipe->generate(r);
     ASSERT_EQ(int(batch.size()), n);
     for (int i = 0; i < n; ++i) {

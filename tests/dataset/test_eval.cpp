@@ -67,16 +67,17 @@ TEST(Eval, CosineSimilarity) {
 TEST(Eval, BestOfPicksTheMostSimilarDetectedCandidate) {
   ImageScore noface;
   noface.readable = true;
-  const std::vector<ImageScore> s = {scored(0.3), scored(0.7), noface,  // group 0 -> 1
-                                     noface,      scored(-0.2), noface,  // group 1 -> 4 (only face)
-                                     noface,      noface,      noface};  // group 2 -> 6 (first)
+  const std::vector<ImageScore> s = {scored(0.3), scored(0.7),  noface,   // group 0 -> 1
+                                     noface,      scored(-0.2), noface,   // group 1 -> 4 (only face)
+                                     noface,      noface,       noface};  // group 2 -> 6 (first)
   EXPECT_EQ(arc2face::best_of(s, 3), (std::vector<size_t>{1, 4, 6}));
   EXPECT_EQ(arc2face::best_of(s, 1).size(), 9u);
   EXPECT_THROW(arc2face::best_of(s, 2), arc2face::Error);
 }
 
 TEST(Eval, ParametersWithScore) {
-  EXPECT_EQ(arc2face::parameters_with_score("Steps: 25", scored(0.81234)), "Steps: 25, ID similarity: 0.8123");
+  EXPECT_EQ(arc2face::parameters_with_score("Steps: 25", scored(0.81234)),
+            "Steps: 25, ID similarity: 0.8123");
   EXPECT_EQ(arc2face::parameters_with_score("Steps: 25", ImageScore{}), "Steps: 25, ID similarity: no face");
 }
 

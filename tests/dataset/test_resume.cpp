@@ -1,7 +1,8 @@
-// run_dataset_shard / merge_dataset on the tiny fixture models: layout, manifest, resuming after every kind of
-// interruption (byte-identical to an uninterrupted run), filtering, settings checks, shard locks, merge.
+// run_dataset_shard / merge_dataset on the tiny fixture models: layout, manifest, resuming after every kind
+// of interruption (byte-identical to an uninterrupted run), filtering, settings checks, shard locks, merge.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -73,6 +74,13 @@ TEST_F(DatasetRun, LayoutManifestAndMerge) {
     EXPECT_EQ(index[g]["index"].get<int>(), int(g % 2));
   }
   EXPECT_TRUE(fs::exists(dir_ / "a" / "summary.json"));
+  // The index holds the manifest's lines, in (identity, image) order.
+  auto manifest_lines = read_lines(dir_ / "a" / "manifest" / "shard-00000-of-00001.jsonl");
+  std::sort(manifest_lines.begin(), manifest_lines.end(), [](const auto& x, const auto& y) {
+    return std::make_pair(x["id"].template get<int>(), x["index"].template get<int>()) <
+           std::make_pair(y["id"].template get<int>(), y["index"].template get<int>());
+  });
+  EXPECT_EQ(manifest_lines, index);
 }
 
 TEST_F(DatasetRun, ResumesAfterEveryKindOfInterruptionByteIdentical) {

@@ -1,7 +1,7 @@
 // `arc2face dataset` as a cluster runs it: three shard processes at once (shard index from --shard, from a
 // Slurm array's environment and from a Kubernetes Indexed Job's), one killed with SIGKILL after it wrote some
-// images and restarted, then `arc2face dataset merge`: every (identity, image) exists exactly once, byte-identical
-// to a single-process run with the same seed.
+// images and restarted, then `arc2face dataset merge`: every (identity, image) exists exactly once,
+// byte-identical to a single-process run with the same seed.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -49,7 +49,8 @@ size_t count_lines(const fs::path& p) {
 }
 
 // fork + exec of the built binary with extra environment variables; output into `log`.
-pid_t spawn(const std::vector<std::string>& args, const std::map<std::string, std::string>& env, const fs::path& log) {
+pid_t spawn(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
+            const fs::path& log) {
   const std::string bin = std::string(A2F_BIN_DIR) + "/arc2face";
   std::vector<std::string> argv_s = {bin};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
@@ -84,10 +85,19 @@ class CliDataset : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
   // 5 identities x 3 images, one image per unit: 15 units, 5 per shard of 3.
   std::vector<std::string> args(const fs::path& out) const {
-    return {"dataset", "--identities", "5", "--per-identity", "3", "--seed", "21", "--batch", "1", "--steps", "2",
-            "--width", "64", "--height", "64", "--threads", "1", "-q", "--models", fixture("models").string(),
-            "--base", fixture("models/sd15").string(), "--antelope", fixture("face/antelopev2_mini").string(),
-            "--out", out.string()};
+    return {"dataset",    "--identities",
+            "5",          "--per-identity",
+            "3",          "--seed",
+            "21",         "--batch",
+            "1",          "--steps",
+            "2",          "--width",
+            "64",         "--height",
+            "64",         "--threads",
+            "1",          "-q",
+            "--models",   fixture("models").string(),
+            "--base",     fixture("models/sd15").string(),
+            "--antelope", fixture("face/antelopev2_mini").string(),
+            "--out",      out.string()};
   }
   fs::path dir_;
 };
@@ -111,15 +121,20 @@ TEST_F(CliDataset, ThreeShardsOneKilledAndRestartedThenMergeEqualsOneProcess) {
     return a;
   };
   const pid_t p0 = spawn(with(args(par), {"--shard", "0/3"}), {}, dir_ / "s0.log");
-  const pid_t p1 = spawn(args(par), {{"SLURM_ARRAY_TASK_ID", "11"}, {"SLURM_ARRAY_TASK_MIN", "10"},
-                                     {"SLURM_ARRAY_TASK_COUNT", "3"}}, dir_ / "s1.log");
-  const pid_t p2 = spawn(with(args(par), {"--shard-count", "3"}), {{"JOB_COMPLETION_INDEX", "2"}}, dir_ / "s2.log");
+  const pid_t p1 =
+      spawn(args(par),
+            {{"SLURM_ARRAY_TASK_ID", "11"}, {"SLURM_ARRAY_TASK_MIN", "10"}, {"SLURM_ARRAY_TASK_COUNT", "3"}},
+            dir_ / "s1.log");
+  const pid_t p2 =
+      spawn(with(args(par), {"--shard-count", "3"}), {{"JOB_COMPLETION_INDEX", "2"}}, dir_ / "s2.log");
   const fs::path m1 = par / "manifest" / "shard-00001-of-00003.jsonl";
   const auto t0 = std::chrono::steady_clock::now();
-  while (!(fs::exists(m1) && count_lines(m1) >= 1) && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+  while (!(fs::exists(m1) && count_lines(m1) >= 1) &&
+         std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   kill(p1, SIGKILL);
-  ASSERT_EQ(wait_exit(p1), -SIGKILL) << "shard 1 finished before it could be killed: " << slurp(dir_ / "s1.log");
+  ASSERT_EQ(wait_exit(p1), -SIGKILL) << "shard 1 finished before it could be killed: "
+                                     << slurp(dir_ / "s1.log");
   const size_t written = count_lines(m1);
   EXPECT_GE(written, 1u);
   EXPECT_LT(written, 5u);
@@ -129,7 +144,8 @@ TEST_F(CliDataset, ThreeShardsOneKilledAndRestartedThenMergeEqualsOneProcess) {
   // What a kill in the middle of a write leaves: a temporary file and a torn manifest line.
   fs::path tmp;
   for (int g = 1; g < 15 && tmp.empty(); g += 3) {  // shard 1: units 1, 4, 7, 10, 13
-    const fs::path png = par / "images" / ("00000" + std::to_string(g / 3)) / ("000" + std::to_string(g % 3) + ".png");
+    const fs::path png =
+        par / "images" / ("00000" + std::to_string(g / 3)) / ("000" + std::to_string(g % 3) + ".png");
     if (!fs::exists(png)) tmp = png.string() + ".tmp";
   }
   ASSERT_FALSE(tmp.empty());
@@ -144,8 +160,10 @@ TEST_F(CliDataset, ThreeShardsOneKilledAndRestartedThenMergeEqualsOneProcess) {
   EXPECT_FALSE(fs::exists(par / "index.jsonl"));
 
   // Restart shard 1 (as the Slurm array task again), then merge.
-  const pid_t again = spawn(args(par), {{"SLURM_ARRAY_TASK_ID", "11"}, {"SLURM_ARRAY_TASK_MIN", "10"},
-                                        {"SLURM_ARRAY_TASK_COUNT", "3"}}, dir_ / "s1b.log");
+  const pid_t again =
+      spawn(args(par),
+            {{"SLURM_ARRAY_TASK_ID", "11"}, {"SLURM_ARRAY_TASK_MIN", "10"}, {"SLURM_ARRAY_TASK_COUNT", "3"}},
+            dir_ / "s1b.log");
   ASSERT_EQ(wait_exit(again), 0) << slurp(dir_ / "s1b.log");
   const std::string log = slurp(dir_ / "s1b.log");
   EXPECT_NE(log.find(std::to_string(written) + " already complete"), std::string::npos) << log;
@@ -172,7 +190,8 @@ TEST_F(CliDataset, ThreeShardsOneKilledAndRestartedThenMergeEqualsOneProcess) {
   }
   EXPECT_EQ(seen.size(), 15u);
   size_t lines = 0;
-  for (int s = 0; s < 3; ++s) lines += count_lines(par / "manifest" / ("shard-0000" + std::to_string(s) + "-of-00003.jsonl"));
+  for (int s = 0; s < 3; ++s)
+    lines += count_lines(par / "manifest" / ("shard-0000" + std::to_string(s) + "-of-00003.jsonl"));
   EXPECT_EQ(lines, 15u);  // no duplicate manifest lines either
 }
 
@@ -186,7 +205,8 @@ TEST_F(CliDataset, UsageErrors) {
   r = a2f::test::run_cli("dataset merge --out " + q(dir_ / "nothing"));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.out.find("dataset.json"), std::string::npos) << r.out;
-  r = a2f::test::run_cli("dataset --identities 2 --per-identity 1 --no-score --min-similarity 0.3 --out " + q(dir_ / "x"));
+  r = a2f::test::run_cli("dataset --identities 2 --per-identity 1 --no-score --min-similarity 0.3 --out " +
+                         q(dir_ / "x"));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.out.find("--min-similarity"), std::string::npos) << r.out;
 }

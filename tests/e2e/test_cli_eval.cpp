@@ -1,6 +1,6 @@
-// `arc2face eval` run as a user runs it, on the face fixtures: the cosine similarities it prints must be those
-// of insightface 0.7.3's own embeddings (reference/<image>/normed_embedding.npy, dot products computed here),
-// and bad images (no face, unreadable, missing) are reported per image without stopping the run.
+// `arc2face eval` run as a user runs it, on the face fixtures: the cosine similarities it prints must be
+// those of insightface 0.7.3's own embeddings (reference/<image>/normed_embedding.npy, dot products computed
+// here), and bad images (no face, unreadable, missing) are reported per image without stopping the run.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -81,7 +81,8 @@ class CliEval : public ::testing::Test {
   fs::path dir_;
 };
 
-const std::vector<std::string> kFaces = {"s03_300x400", "s05_rgba_400x400", "s08_1600x400", "s10_palette_320x240"};
+const std::vector<std::string> kFaces = {"s03_300x400", "s05_rgba_400x400", "s08_1600x400",
+                                         "s10_palette_320x240"};
 
 std::string image_path(const std::string& stem) {
   for (const char* ext : {".png", ".jpg"}) {
@@ -154,7 +155,8 @@ TEST_F(CliEval, IdentityFromPhotosFolderInputAndCsv) {
   fs::copy_file(image_path("s01_640x480"), dir_ / "gen" / "a.jpg");
   fs::copy_file(image_path("s03_300x400"), dir_ / "gen" / "b.png");
   std::ofstream(dir_ / "gen" / "notes.txt") << "not an image: ignored in a folder";
-  Run r = run("eval --csv --image " + q(image_path("s01_640x480")) + " " + face_args() + "-g " + q(dir_ / "gen"));
+  Run r =
+      run("eval --csv --image " + q(image_path("s01_640x480")) + " " + face_args() + "-g " + q(dir_ / "gen"));
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   std::istringstream in(r.out);
   std::string line;
@@ -183,8 +185,8 @@ TEST_F(CliEval, GeneratedNoiseImageIsReadableAndTheRunGoesOn) {
                               q(fixture("models")) + " --base " + q(fixture("models/sd15")) +
                               " -n 1 --steps 2 --seed 3 --width 64 --height 64 --out " + q(dir_ / "gen"));
   ASSERT_EQ(g.status, 0) << g.out;
-  Run r = run("eval --identity " + q(dir_ / "emb.npy") + " " + face_args() + "-g " + q(dir_ / "gen") + " -g " +
-              q(image_path("s03_300x400")));
+  Run r = run("eval --identity " + q(dir_ / "emb.npy") + " " + face_args() + "-g " + q(dir_ / "gen") +
+              " -g " + q(image_path("s03_300x400")));
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("arc2face_3_0.png\t"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("images 2, readable 2"), std::string::npos) << r.out;
@@ -194,8 +196,9 @@ TEST_F(CliEval, GeneratedNoiseImageIsReadableAndTheRunGoesOn) {
 // similarity written into its PNG is the one eval measures on the written file.
 TEST_F(CliEval, GenerateScoreAndBestOf) {
   const fs::path emb = fixture("face/reference/s01_640x480/normed_embedding.npy");
-  const std::string gen = "generate -q --threads 1 --id-embedding " + q(emb) + " --models " + q(fixture("models")) +
-                          " --base " + q(fixture("models/sd15")) + " --steps 2 --width 64 --height 64 --antelope " +
+  const std::string gen = "generate -q --threads 1 --id-embedding " + q(emb) + " --models " +
+                          q(fixture("models")) + " --base " + q(fixture("models/sd15")) +
+                          " --steps 2 --width 64 --height 64 --antelope " +
                           q(fixture("face/antelopev2_mini")) + " ";
   auto all = a2f::test::run_cli(gen + "-n 3 --per-image-seeds --seed 5 --score --out " + q(dir_ / "all"));
   ASSERT_EQ(all.status, 0) << all.out;
@@ -210,7 +213,8 @@ TEST_F(CliEval, GenerateScoreAndBestOf) {
   for (int i = 0; i < 3; ++i) {
     const auto& x = j["images"][i];
     const fs::path png = x["path"].get<std::string>();
-    EXPECT_EQ(png.filename().string(), "arc2face_" + std::to_string(5 + i) + "_" + std::to_string(i) + ".png");
+    EXPECT_EQ(png.filename().string(),
+              "arc2face_" + std::to_string(5 + i) + "_" + std::to_string(i) + ".png");
     const std::string text = a2f::png_read_text(png).at(0).second;
     if (x["detected"].get<bool>()) {
       char buf[64];
@@ -224,7 +228,8 @@ TEST_F(CliEval, GenerateScoreAndBestOf) {
   if (want < 0) want = 0;  // no candidate with a face: the first is kept
   const fs::path kept = dir_ / "best" / ("arc2face_" + std::to_string(5 + want) + "_0.png");
   ASSERT_TRUE(fs::exists(kept)) << best.out;
-  const fs::path cand = dir_ / "all" / ("arc2face_" + std::to_string(5 + want) + "_" + std::to_string(want) + ".png");
+  const fs::path cand =
+      dir_ / "all" / ("arc2face_" + std::to_string(5 + want) + "_" + std::to_string(want) + ".png");
   EXPECT_EQ(a2f::image_read(kept).pixels, a2f::image_read(cand).pixels);
   EXPECT_NE(a2f::png_read_text(kept).at(0).second.find("Best of: 3"), std::string::npos);
   EXPECT_NE(best.out.find("candidate 2 (seed 7)"), std::string::npos) << best.out;
@@ -242,7 +247,8 @@ TEST_F(CliEval, UsageErrors) {
   r = run("eval --identity " + id + " " + face_args() + "-g " + q(dir_ / "empty"));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("no images"), std::string::npos) << r.err;
-  r = run("eval --identity " + id + " --antelope " + q(dir_ / "nowhere") + " -g " + q(image_path("s03_300x400")));
+  r = run("eval --identity " + id + " --antelope " + q(dir_ / "nowhere") + " -g " +
+          q(image_path("s03_300x400")));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("error:"), std::string::npos) << r.err;
 }
