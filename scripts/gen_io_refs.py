@@ -316,6 +316,9 @@ def bad_files(bad):
     write_st(os.path.join(BAD, "st_huge_shape.safetensors"),
              {"t": {"dtype": "F32", "shape": [1 << 62, 1 << 62, 16], "data_offsets": [0, 64]}}, f32)
     bad["st_huge_shape.safetensors"] = "larger than the whole data section"
+    write_st(os.path.join(BAD, "st_zero_dim_huge_shape.safetensors"),
+             {"t": {"dtype": "F32", "shape": [0, 1 << 62, 1 << 62], "data_offsets": [0, 0]}}, f32)
+    bad["st_zero_dim_huge_shape.safetensors"] = "is too large"
     h = b'{"t": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]'  # unterminated
     open(os.path.join(BAD, "st_bad_json.safetensors"), "wb").write(struct.pack("<Q", len(h)) + h + f32)
     bad["st_bad_json.safetensors"] = "invalid JSON"
@@ -345,6 +348,9 @@ def bad_files(bad):
     npy_raw("npy_huge_shape.npy", "{'descr': '<f8', 'fortran_order': False, "
             "'shape': (4611686018427387904, 4611686018427387904), }\n", b"\0" * 8)
     bad["npy_huge_shape.npy"] = "needs more data than the file"
+    npy_raw("npy_zero_dim_huge_shape.npy", "{'descr': '<f4', 'fortran_order': False, "
+            "'shape': (0, 4611686018427387904, 4611686018427387904), }\n", b"")
+    bad["npy_zero_dim_huge_shape.npy"] = "needs more data than the file"
 
 
 def npy_good(refs):
@@ -369,6 +375,20 @@ def npy_good(refs):
     refs["npy"] = expect
 
 
+def fuzz_seeds():
+    """Seed corpus of the pickle fuzzer: the data.pkl of real checkpoints, plus the malicious pickles."""
+    d = os.path.join(ROOT, "tests", "fuzz", "corpus", "pickle")
+    os.makedirs(d, exist_ok=True)
+    for src in ("io/torch_features.pt", "io/torch_features_p4.pt", "io/torch_wrapped.ckpt",
+                "models/encoder/pytorch_model.bin"):
+        with zipfile.ZipFile(os.path.join(FIX, src)) as z:
+            name = [n for n in z.namelist() if n.endswith("/data.pkl")][0]
+            data = z.read(name)
+        with open(os.path.join(d, os.path.basename(src).split(".")[0] + ".pkl"), "wb") as f:
+            f.write(data)
+    shutil.copy(os.path.join(BAD, "pickle_os_system.pkl"), d)
+
+
 def main():
     for d in (OUT, BAD, NPY):
         os.makedirs(d, exist_ok=True)
@@ -381,6 +401,7 @@ def main():
     bad = {}
     bad_files(bad)
     refs["bad"] = bad
+    fuzz_seeds()
     with open(os.path.join(OUT, "refs.json"), "w") as f:
         json.dump(refs, f, indent=1, sort_keys=True)
         f.write("\n")

@@ -10,6 +10,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "arc2face.cpp 0.1.0");
   a2f_cli::register_info(app);
+  a2f_cli::register_download(app);
+  a2f_cli::register_doctor(app);
+  a2f_cli::register_generate(app);
+  a2f_cli::register_embed(app);
+  a2f_cli::register_serve(app);
+  a2f_cli::register_eval(app);
+  a2f_cli::register_dataset(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

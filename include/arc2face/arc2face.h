@@ -34,9 +34,14 @@ class Cancelled : public Error {
 struct PipelineOptions {
   std::string models_dir;  // FoivosPar/Arc2Face layout: arc2face/ (UNet), encoder/ (CLIP text encoder)
   std::string base_dir;    // SD1.5 layout: vae/, tokenizer/, scheduler/
+  // Optional per-model folders (e.g. from arc2face::find_models in a Hugging Face cache); each one given
+  // overrides the folder under models_dir / base_dir.
+  std::string unet_dir, encoder_dir, vae_dir, tokenizer_dir, scheduler_dir;
   std::string backend = "cpu";  // "cpu" (oneDNN, fast), "ref" (scalar reference), "cuda" (when built with it)
   std::string dtype = "fp32";   // compute dtype of the weights: fp32 | bf16 (| fp16 on cuda)
   int threads = 0;              // 0: all cores
+  std::string lcm_lora;         // optional: LCM-LoRA file (pytorch_lora_weights.safetensors), enables request.lcm
+  std::string controlnet_dir;   // optional: ControlNetModel folder (config.json + weights), enables control images
 };
 
 struct Progress {
@@ -49,6 +54,10 @@ using ProgressFn = std::function<bool(const Progress&)>;
 
 struct GenerateRequest {
   std::vector<float> id_embedding;  // [512], L2-normalised by the pipeline like the reference does
+  // Optional, instead of id_embedding: one identity per image, num_images x 512 values (row i conditions image
+  // i), so several identities share one UNet batch. With per_image_seeds, image i depends only on its row and
+  // seed + i: the rows do not interact (checked bit-exact on the cpu backend; see docs/dataset.md).
+  std::vector<float> id_embeddings;
   int num_images = 1;
   int steps = 25;
   float guidance = 3.0f;             // classifier-free guidance; <= 1 runs no unconditional batch
@@ -59,6 +68,13 @@ struct GenerateRequest {
   int width = 512, height = 512;     // multiples of 8
   std::vector<float> latents;        // optional initial latents [N,4,H/8,W/8] (diffusers' latents=)
   std::string dump_dir;              // optional: write every intermediate tensor as .npy
+  // LCM-LoRA (needs PipelineOptions::lcm_lora): LCMScheduler with the LoRA applied to the UNet for this request
+  // only. The official demo's defaults with it: 3 steps, guidance 1.0.
+  bool lcm = false;
+  // ControlNet pose condition (needs PipelineOptions::controlnet_dir): 8-bit RGB, resized to width x height.
+  std::vector<uint8_t> control_rgb;
+  int control_width = 0, control_height = 0;
+  float control_scale = 1.0f;
 };
 
 struct GeneratedImage {
@@ -79,6 +95,11 @@ class Pipeline {
 
 // PNG with the parameters in a tEXt "parameters" chunk (atomic: temp file + rename).
 void write_png(const std::string& path, const GeneratedImage& image);
+// The same PNG bytes, in memory (for HTTP responses).
+std::vector<uint8_t> encode_png(const GeneratedImage& image);
+
+// Reads a float .npy (f32/f64/f16) as float32 values; `shape` (optional) receives its shape.
+std::vector<float> read_float_npy(const std::string& path, std::vector<int64_t>* shape = nullptr);
 
 // Reads a float32 .npy of 512 values ([512] or [1,512]); throws Error for anything else or non-finite values.
 std::vector<float> read_embedding_npy(const std::string& path);

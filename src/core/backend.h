@@ -73,9 +73,10 @@ class Backend {
   virtual void synchronize() {}
   // Prepares a weight for repeated use (dtype conversion, backend layout). Default: converted copy if needed.
   virtual Tensor prepare_weight(const Tensor& w, DType dtype);
-  // Backends may cache weights in their own layout, keyed by the weight's storage (CPU: oneDNN-reordered conv
-  // weights). Call this after changing a weight's values in place (e.g. fusing a LoRA into it) and when
-  // unloading a model; it drops every such cache.
+  // Backends may cache the `w` of conv2d / linear in their own layout, keyed by the weight's storage (CPU:
+  // oneDNN-reordered weights, kept while that storage lives). Those weights are therefore treated as constant:
+  // do not pass scratch/arena memory whose contents change between calls as `w`, and call this after changing
+  // a weight's values in place (e.g. fusing a LoRA into it) or to free the cached copies (model unload).
   virtual void release_caches() {}
 
   // --- Dense ---

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "io/mapped_file.h"
+#include "io/shape_check.h"
 
 namespace a2f {
 
@@ -199,6 +200,8 @@ Tensor npy_parse(const void* data, size_t size, const std::string& what) {
   bool fortran = false;
   Shape shape;
   HeaderParser(header, what).parse(descr, fortran, shape);
+  A2F_CHECK(shape_is_bounded(shape), what, ": shape ", shape_str(shape), " needs more data than the file's ",
+            size - header_start - header_len, " bytes");
   A2F_CHECK(!fortran, what, ": Fortran-order .npy arrays are not supported (save with C order)");
   const DType dtype = npy_dtype(descr, what);
 

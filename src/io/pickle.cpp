@@ -297,7 +297,8 @@ class Machine {
     return static_cast<uint32_t>(objs_.size() - 1);
   }
 
-  uint32_t call(uint32_t callable, uint32_t args_id) {
+  uint32_t call(uint32_t callable, uint32_t args_id, int depth = 0) {
+    if (depth > 4) bad("nested _rebuild_from_type_v2 calls");
     const PickleObject& g = objs_[callable];
     if (g.kind != PickleKind::Global) bad(cat("call of a ", pickle_kind_name(g.kind), " value"));
     const PickleObject& at = objs_[args_id];
@@ -325,7 +326,7 @@ class Machine {
                                        // dropped
         if (a.size() != 4) bad("_rebuild_from_type_v2: expected 4 arguments");
         if (objs_[a[2]].kind != PickleKind::Tuple) bad("_rebuild_from_type_v2: args is not a tuple");
-        uint32_t r = call(a[0], a[2]);
+        uint32_t r = call(a[0], a[2], depth + 1);
         if (objs_[r].kind != PickleKind::Tensor) bad("_rebuild_from_type_v2 did not produce a tensor");
         return r;
       }

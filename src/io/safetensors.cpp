@@ -9,6 +9,7 @@
 
 #include "io/json.h"
 #include "io/mapped_file.h"
+#include "io/shape_check.h"
 
 namespace a2f {
 
@@ -79,6 +80,7 @@ SafetensorsEntry parse_entry(const std::string& name, const nlohmann::json& v, u
   }
   A2F_CHECK(e.end - e.begin == bytes, where, ": ", dts, shape_str(e.shape), " needs ", bytes,
             " bytes but data_offsets [", e.begin, ", ", e.end, "] span ", e.end - e.begin);
+  A2F_CHECK(shape_is_bounded(e.shape), where, ": shape ", shape_str(e.shape), " is too large");
   return e;
 }
 

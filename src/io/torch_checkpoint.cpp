@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "io/mapped_file.h"
 #include "io/pickle.h"
+#include "io/shape_check.h"
 #include "io/zip_reader.h"
 
 namespace a2f {
@@ -138,6 +139,7 @@ class Resolver {
                 shape_str(t.shape), ", stride ", t.stride, ")");
       A2F_CHECK(mul_ok(numel, t.shape[d], numel), where, ": size ", shape_str(t.shape), " overflows");
     }
+    A2F_CHECK(shape_is_bounded(t.shape), where, ": size ", shape_str(t.shape), " is too large");
     if (numel > 0) {
       for (size_t d = 0; d < t.shape.size(); ++d) {
         int64_t span = 0;

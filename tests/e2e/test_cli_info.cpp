@@ -2,49 +2,21 @@
 // Expected counts and sizes come from tests/fixtures/io/refs.json (scripts/gen_io_refs.py: torch.load and an
 // independent Python safetensors reader).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "common/cli_util.h"
 #include "common/test_util.h"
 #include "io/json.h"
 
 namespace {
 
-// Single-quoted for the shell (fixture paths hold no quotes).
-std::string q(const std::filesystem::path& p) {
-  std::string s(1, '\'');
-  s.append(p.string());
-  s.push_back('\'');
-  return s;
-}
-
-struct CliRun {
-  int status = -1;
-  std::string out;  // stdout and stderr together
-};
-
-CliRun run_cli(const std::string& args) {
-  const std::string bin = std::string(A2F_BIN_DIR) + "/arc2face";
-  CliRun r;
-  if (!std::filesystem::exists(bin)) {
-    ADD_FAILURE() << bin << " is not built";
-    return r;
-  }
-  std::string cmd = q(bin);
-  cmd.append(" ").append(args).append(" 2>&1");
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
-  int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-  return r;
-}
+using a2f::test::CliRun;
+using a2f::test::q;
+using a2f::test::run_cli;
 
 const nlohmann::json& refs() {
   static const nlohmann::json j = a2f::json_load(a2f::test::fixture("io/refs.json"));

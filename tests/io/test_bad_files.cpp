@@ -122,6 +122,15 @@ TEST(BadFiles, HandWrittenPickles) {
             std::string::npos);
   EXPECT_NE(run("\x80\x02\x8a\x09\x01\x02\x03\x04\x05\x06\x07\x08\x09."sv).find("wider than 64 bits"),
             std::string::npos);
+  // _rebuild_from_type_v2(func=_rebuild_from_type_v2, args=(... nested ...)): bounded recursion.
+  std::string nested(std::string_view("ctorch._tensor\n_rebuild_from_type_v2\nq\x00)"sv));
+  for (int i = 0; i < 8; ++i)
+    nested +=
+        "q\x01"
+        "0(h\x00Nh\x01Nt"sv;
+  nested += "R.";
+  m = run(nested);
+  EXPECT_NE(m.find("nested _rebuild_from_type_v2 calls"), std::string::npos) << m;
   // A pickle that is fine but holds no tensors gives an empty state dict (LONG1 -1, then stop).
   auto ok = [](std::string_view p) { return pickle_parse(p.data(), p.size(), "'t'"); };
   PickleData d = ok("\x80\x02\x8a\x01\xff."sv);

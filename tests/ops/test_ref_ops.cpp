@@ -16,8 +16,12 @@ using a2f::test::load_op_fixture;
 using a2f::test::max_abs_diff;
 using a2f::test::nmse;
 
-Tensor fx(const std::string& n) { return load_op_fixture(n); }
-Tensor vec(const a2f::Shape& s, std::vector<float> v) { return Tensor::from_data(s, v); }
+Tensor fx(const std::string& n) {
+  return load_op_fixture(n);
+}
+Tensor vec(const a2f::Shape& s, std::vector<float> v) {
+  return Tensor::from_data(s, v);
+}
 
 // Fixture outputs are f64 results rounded to f32; the ref kernels sum in double and round once, but apply
 // activations / exp / sqrt in f32, so they agree to a few f32 ulps: NMSE <= 1e-12 (ulp^2 ~ 1.4e-14).
@@ -97,9 +101,12 @@ TEST_F(RefOps, LinearHand) {
 
 TEST_F(RefOps, ActivationsFixture) {
   Tensor x = fx("act_x");
-  const std::pair<Act, const char*> acts[] = {{Act::Relu, "relu"},           {Act::Silu, "silu"},
-                                              {Act::GeluErf, "gelu"},        {Act::GeluTanh, "gelu_tanh"},
-                                              {Act::QuickGelu, "quick_gelu"}, {Act::Sigmoid, "sigmoid"}};
+  const std::pair<Act, const char*> acts[] = {{Act::Relu, "relu"},
+                                              {Act::Silu, "silu"},
+                                              {Act::GeluErf, "gelu"},
+                                              {Act::GeluTanh, "gelu_tanh"},
+                                              {Act::QuickGelu, "quick_gelu"},
+                                              {Act::Sigmoid, "sigmoid"}};
   for (auto [a, n] : acts) {
     auto y = be->unary(a, x).to_vector(), r = fx(std::string("act_") + n).to_vector();
     // f32 transcendental functions: within 2 f32 ulps (2^-22 relative) of the f64 answer, or 2^-22 absolute
@@ -137,8 +144,8 @@ TEST_F(RefOps, NormFixtures) {
   EXPECT_LE(nmse(be->layer_norm(fx("layer_norm_x"), fx("layer_norm_g"), fx("layer_norm_b"), 1e-5f),
                  fx("layer_norm_y")),
             kFixtureNmse);
-  EXPECT_LE(nmse(be->batch_norm(fx("batch_norm_x"), fx("batch_norm_m"), fx("batch_norm_v"), fx("batch_norm_g"),
-                                fx("batch_norm_b"), 1e-3f),
+  EXPECT_LE(nmse(be->batch_norm(fx("batch_norm_x"), fx("batch_norm_m"), fx("batch_norm_v"),
+                                fx("batch_norm_g"), fx("batch_norm_b"), 1e-3f),
                  fx("batch_norm_y")),
             kFixtureNmse);
   EXPECT_LE(nmse(be->softmax(fx("softmax_x")), fx("softmax_y")), kFixtureNmse);
@@ -318,8 +325,9 @@ TEST_F(RefOps, DtypesAndNonContiguousInputs) {
   Tensor ref = be->linear(a, lw, fx("linear_b"));
   Tensor nc = a2f::test::non_contiguous(a);
   ASSERT_FALSE(nc.is_contiguous());
-  EXPECT_EQ(be->linear(nc, a2f::test::non_contiguous(lw), a2f::test::non_contiguous(fx("linear_b"))).to_vector(),
-            ref.to_vector());
+  EXPECT_EQ(
+      be->linear(nc, a2f::test::non_contiguous(lw), a2f::test::non_contiguous(fx("linear_b"))).to_vector(),
+      ref.to_vector());
   EXPECT_EQ(be->softmax(nc).to_vector(), be->softmax(a).to_vector());
   EXPECT_EQ(be->slice(nc, 2, 1, 5, 2).to_vector(), be->slice(a, 2, 1, 5, 2).to_vector());
 }

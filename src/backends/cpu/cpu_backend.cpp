@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
+#include "backends/cpu/cpu_alloc.h"
 #include "backends/cpu/cpu_dnnl.h"
 #include "backends/cpu/cpu_util.h"
 #include "backends/ref/ref_util.h"
@@ -14,15 +16,72 @@ namespace a2f {
 using cpu::from_f32_result;
 using cpu::to_f32_contiguous;
 
+namespace {
+// Runs fn(x_rows, y_rows, r0, r1) in parallel over blocks of rows of x [rows][in_len] and y [rows][out_len]
+// (contiguous, any float dtype; fn sees f32). Rows of 16-bit tensors are widened into / narrowed from small
+// per-thread f32 buffers, so an op is one parallel pass over memory whatever the dtype.
+template <class F>
+void rows_f32(const cpu::Kernels& k, const Tensor& x, Tensor& y, int64_t rows, int64_t in_len,
+              int64_t out_len, int64_t grain, const F& fn) {
+  const bool xf = x.dtype() == DType::F32, yf = y.dtype() == DType::F32;
+  const char* xp = static_cast<const char*>(x.raw_data());
+  char* yp = static_cast<char*>(y.raw_data());
+  const int64_t xs = static_cast<int64_t>(dtype_size(x.dtype())),
+                ys = static_cast<int64_t>(dtype_size(y.dtype()));
+  parallel_for(rows, grain, [&](int64_t b, int64_t e) {
+    const int64_t step = std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(1, in_len));
+    std::vector<float> xb(xf ? 0 : step * in_len), yb(yf ? 0 : step * out_len);
+    for (int64_t r0 = b; r0 < e; r0 += step) {
+      const int64_t r1 = std::min(e, r0 + step), n = r1 - r0;
+      const float* xr = reinterpret_cast<const float*>(xp) + r0 * in_len;
+      if (x.dtype() == DType::BF16) {
+        k.from_bf16(reinterpret_cast<const uint16_t*>(xp) + r0 * in_len, xb.data(), n * in_len);
+        xr = xb.data();
+      } else if (!xf) {
+        convert(xp + r0 * in_len * xs, x.dtype(), xb.data(), DType::F32, static_cast<size_t>(n * in_len));
+        xr = xb.data();
+      }
+      float* yr = yf ? reinterpret_cast<float*>(yp) + r0 * out_len : yb.data();
+      fn(xr, yr, r0, r1);
+      if (y.dtype() == DType::BF16) {
+        k.to_bf16(yb.data(), reinterpret_cast<uint16_t*>(yp) + r0 * out_len, n * out_len);
+      } else if (!yf) {
+        convert(yb.data(), DType::F32, yp + r0 * out_len * ys, y.dtype(), static_cast<size_t>(n * out_len));
+      }
+    }
+  });
+}
+}  // namespace
+
 CpuBackend::CpuBackend(const cpu::Kernels* kernels)
     : k_(kernels ? kernels : cpu::kernels_best()), dnnl_(std::make_unique<cpu::DnnlContext>()) {}
 CpuBackend::~CpuBackend() = default;
 
-std::string CpuBackend::name() const { return cat("cpu (", k_->name, ", oneDNN ", cpu::DnnlContext::isa(), ")"); }
+std::string CpuBackend::name() const {
+  return cat("cpu (", k_->name, ", oneDNN ", cpu::DnnlContext::isa(), ")");
+}
 
-void CpuBackend::release_caches() { dnnl_->clear(); }
+Tensor CpuBackend::empty(const Shape& shape, DType dtype) {
+  return cpu::new_tensor(shape, dtype);
+}
 
-std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+void CpuBackend::release_caches() {
+  dnnl_->clear();
+  cpu::release_idle_blocks();
+}
+
+void CpuBackend::set_winograd_max_weight_bytes(size_t bytes) {
+  dnnl_->set_winograd_max_weight_bytes(bytes);
+}
+
+std::string CpuBackend::conv_impl(const Tensor& x, const Tensor& w, bool has_bias,
+                                  const Conv2dParams& p) const {
+  return dnnl_->conv_impl(x, w, has_bias, p);
+}
+
+std::unique_ptr<Backend> make_cpu_backend() {
+  return std::make_unique<CpuBackend>();
+}
 std::unique_ptr<Backend> make_cpu_backend(cpu::Isa isa) {
   return std::make_unique<CpuBackend>(cpu::kernels_for(isa));
 }
@@ -37,11 +96,13 @@ Tensor CpuBackend::conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, 
 
 Tensor CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor& bias, Act act) {
   ref::linear_check(x, w, bias);
+  if (x.numel() == 0 || w.numel() == 0) return RefBackend::linear(x, w, bias, act);  // empty sums: bias only
   return dnnl_->linear(x, w, bias, act);
 }
 
 Tensor CpuBackend::matmul(const Tensor& a, const Tensor& b, bool trans_b, float alpha) {
   const Shape os = ref::matmul_check(a, b, trans_b);
+  if (a.numel() == 0 || b.numel() == 0) return RefBackend::matmul(a, b, trans_b, alpha);
   return dnnl_->matmul(a, b, trans_b, alpha, os);
 }
 
@@ -52,7 +113,7 @@ Tensor CpuBackend::binary(BinaryOp op, const Tensor& a0, const Tensor& b0) {
   ref::check_float(b0, "binary", "b");
   const Shape os = broadcast_shapes(a0.shape(), b0.shape());
   const Tensor a = to_f32_contiguous(a0), b = to_f32_contiguous(b0);
-  Tensor out = Tensor::empty(os, DType::F32);
+  Tensor out = cpu::new_tensor(os, DType::F32);
   const int64_t total = out.numel();
   if (total == 0) return from_f32_result(out, a0.dtype());
   // Broadcast strides over the output's dimensions (0 where broadcast), then coalesce dimensions.
@@ -120,102 +181,95 @@ Tensor CpuBackend::binary(BinaryOp op, const Tensor& a0, const Tensor& b0) {
 
 Tensor CpuBackend::scale(const Tensor& x0, float alpha, float beta) {
   ref::check_float(x0, "scale", "x");
-  const Tensor x = to_f32_contiguous(x0);
-  Tensor out = Tensor::empty(x.shape(), DType::F32);
-  const float* px = x.data<float>();
-  float* py = out.data<float>();
-  parallel_for(x.numel(), 1 << 15, [&](int64_t b, int64_t e) {
-    k_->affine_act(px + b, py + b, e - b, 0.0f, alpha, beta, Act::None);
+  const Tensor x = x0.contiguous();
+  Tensor out = cpu::new_tensor(x.shape(), x.dtype());
+  rows_f32(*k_, x, out, x.numel(), 1, 1, 1 << 15, [&](const float* px, float* py, int64_t b, int64_t e) {
+    k_->affine_act(px, py, e - b, 0.0f, alpha, beta, Act::None);
   });
-  return from_f32_result(out, x0.dtype());
+  return out;
 }
 
 Tensor CpuBackend::unary(Act act, const Tensor& x0) {
   ref::check_float(x0, "unary", "x");
-  const Tensor x = to_f32_contiguous(x0);
-  Tensor out = Tensor::empty(x.shape(), DType::F32);
-  const float* px = x.data<float>();
-  float* py = out.data<float>();
-  parallel_for(x.numel(), 1 << 14, [&](int64_t b, int64_t e) { k_->act(act, px + b, py + b, e - b); });
-  return from_f32_result(out, x0.dtype());
+  const Tensor x = x0.contiguous();
+  Tensor out = cpu::new_tensor(x.shape(), x.dtype());
+  rows_f32(*k_, x, out, x.numel(), 1, 1, 1 << 14,
+           [&](const float* px, float* py, int64_t b, int64_t e) { k_->act(act, px, py, e - b); });
+  return out;
 }
 
 Tensor CpuBackend::geglu(const Tensor& x0) {
   ref::check_float(x0, "geglu", "x");
   A2F_CHECK(x0.ndim() >= 1 && x0.dim(-1) % 2 == 0, "geglu: last dimension of ", x0.desc(), " must be even");
-  const Tensor x = to_f32_contiguous(x0);
+  const Tensor x = x0.contiguous();
   const int64_t h2 = x.dim(-1), h = h2 / 2, rows = h2 ? x.numel() / h2 : 0;
   Shape os = x.shape();
   os.back() = h;
-  Tensor out = Tensor::empty(os, DType::F32);
-  const float* px = x.data<float>();
-  float* py = out.data<float>();
-  parallel_for(rows, (1 << 13) / (h + 1) + 1, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) k_->geglu_row(px + r * h2, py + r * h, h);
-  });
-  return from_f32_result(out, x0.dtype());
+  Tensor out = cpu::new_tensor(os, x.dtype());
+  rows_f32(*k_, x, out, rows, h2, h, (1 << 13) / (h + 1) + 1,
+           [&](const float* px, float* py, int64_t b, int64_t e) {
+             for (int64_t r = 0; r < e - b; ++r) k_->geglu_row(px + r * h2, py + r * h, h);
+           });
+  return out;
 }
 
 // --- Normalisation ---
 
-Tensor CpuBackend::group_norm(const Tensor& x0, int groups, const Tensor& gamma0, const Tensor& beta0, float eps,
-                              Act act) {
+Tensor CpuBackend::group_norm(const Tensor& x0, int groups, const Tensor& gamma0, const Tensor& beta0,
+                              float eps, Act act) {
   ref::group_norm_check(x0, groups, gamma0, beta0);
-  const Tensor x = to_f32_contiguous(x0);
-  const int64_t n = x.dim(0), c = x.dim(1), inner = c ? x.numel() / (n * c) : 0, cg = c / groups;
+  const Tensor x = x0.contiguous();
+  const int64_t n = x.dim(0), c = x.dim(1), inner = n * c != 0 ? x.numel() / (n * c) : 0, cg = c / groups;
   const Tensor gamma = gamma0.defined() ? to_f32_contiguous(gamma0) : Tensor::full({c}, 1.0f);
   const Tensor beta = beta0.defined() ? to_f32_contiguous(beta0) : Tensor::zeros({c});
-  Tensor out = Tensor::empty(x.shape(), DType::F32);
-  const float* px = x.data<float>();
+  Tensor out = cpu::new_tensor(x.shape(), x.dtype());
   const float* pg = gamma.data<float>();
   const float* pb = beta.data<float>();
-  float* py = out.data<float>();
-  parallel_for(n * groups, 1, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t g = t % groups;
-      const float* xs = px + t * cg * inner;
-      float* ys = py + t * cg * inner;
-      float mean, var;
-      k_->mean_var(xs, cg * inner, &mean, &var);
-      const float rstd = 1.0f / std::sqrt(var + eps);
-      for (int64_t j = 0; j < cg; ++j) {
-        const int64_t ch = g * cg + j;
-        k_->affine_act(xs + j * inner, ys + j * inner, inner, mean, rstd * pg[ch], pb[ch], act);
-      }
-    }
-  });
-  return from_f32_result(out, x0.dtype());
+  rows_f32(*k_, x, out, n * groups, cg * inner, cg * inner, 1,
+           [&](const float* px, float* py, int64_t b, int64_t e) {
+             for (int64_t t = b; t < e; ++t) {
+               const int64_t g = t % groups;
+               const float* xs = px + (t - b) * cg * inner;
+               float* ys = py + (t - b) * cg * inner;
+               float mean, var;
+               k_->mean_var(xs, cg * inner, &mean, &var);
+               const float rstd = 1.0f / std::sqrt(var + eps);
+               for (int64_t j = 0; j < cg; ++j) {
+                 const int64_t ch = g * cg + j;
+                 k_->affine_act(xs + j * inner, ys + j * inner, inner, mean, rstd * pg[ch], pb[ch], act);
+               }
+             }
+           });
+  return out;
 }
 
 Tensor CpuBackend::layer_norm(const Tensor& x0, const Tensor& gamma0, const Tensor& beta0, float eps) {
   ref::layer_norm_check(x0, gamma0, beta0);
-  const Tensor x = to_f32_contiguous(x0);
+  const Tensor x = x0.contiguous();
   const int64_t d = x.dim(-1), rows = d ? x.numel() / d : 0;
   const Tensor gamma = gamma0.defined() ? to_f32_contiguous(gamma0) : Tensor();
   const Tensor beta = beta0.defined() ? to_f32_contiguous(beta0) : Tensor();
-  Tensor out = Tensor::empty(x.shape(), DType::F32);
-  const float* px = x.data<float>();
+  Tensor out = cpu::new_tensor(x.shape(), x.dtype());
   const float* pg = gamma.defined() ? gamma.data<float>() : nullptr;
   const float* pb = beta.defined() ? beta.data<float>() : nullptr;
-  float* py = out.data<float>();
-  parallel_for(rows, (1 << 13) / (d + 1) + 1, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) k_->layer_norm_row(px + r * d, py + r * d, d, pg, pb, eps);
-  });
-  return from_f32_result(out, x0.dtype());
+  rows_f32(*k_, x, out, rows, d, d, (1 << 13) / (d + 1) + 1,
+           [&](const float* px, float* py, int64_t b, int64_t e) {
+             for (int64_t r = 0; r < e - b; ++r) k_->layer_norm_row(px + r * d, py + r * d, d, pg, pb, eps);
+           });
+  return out;
 }
 
 Tensor CpuBackend::softmax(const Tensor& x0) {
   ref::check_float(x0, "softmax", "x");
   A2F_CHECK(x0.ndim() >= 1, "softmax: x ", x0.desc(), " has no dimension");
-  const Tensor x = to_f32_contiguous(x0);
+  const Tensor x = x0.contiguous();
   const int64_t d = x.dim(-1), rows = d ? x.numel() / d : 0;
-  Tensor out = Tensor::empty(x.shape(), DType::F32);
-  const float* px = x.data<float>();
-  float* py = out.data<float>();
-  parallel_for(rows, (1 << 13) / (d + 1) + 1, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) k_->softmax_row(px + r * d, py + r * d, d);
-  });
-  return from_f32_result(out, x0.dtype());
+  Tensor out = cpu::new_tensor(x.shape(), x.dtype());
+  rows_f32(*k_, x, out, rows, d, d, (1 << 13) / (d + 1) + 1,
+           [&](const float* px, float* py, int64_t b, int64_t e) {
+             for (int64_t r = 0; r < e - b; ++r) k_->softmax_row(px + r * d, py + r * d, d);
+           });
+  return out;
 }
 
 }  // namespace a2f

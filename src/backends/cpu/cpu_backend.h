@@ -20,6 +20,7 @@ class CpuBackend : public RefBackend {
   explicit CpuBackend(const cpu::Kernels* kernels = nullptr);
   ~CpuBackend() override;
   std::string name() const override;
+  Tensor empty(const Shape& shape, DType dtype) override;  // large blocks recycled (cpu_alloc.h)
   void release_caches() override;
 
   Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) override;
@@ -45,6 +46,12 @@ class CpuBackend : public RefBackend {
   Tensor cast(const Tensor& x, DType dtype) override;
 
   const cpu::Kernels& kernels() const { return *k_; }
+  // Winograd for f32 3x3 stride-1 convolutions whose weights take at most this many bytes (0: never; default
+  // 16 MB, or $A2F_CPU_WINOGRAD = off | all | <MB>). Winograd is about 3x faster here and its transformed
+  // weights take 4x the memory of the originals.
+  void set_winograd_max_weight_bytes(size_t bytes);
+  // The oneDNN implementation used for a convolution already run (tests, benchmarks).
+  std::string conv_impl(const Tensor& x, const Tensor& w, bool has_bias, const Conv2dParams& p) const;
 
  private:
   const cpu::Kernels* k_;

@@ -11,8 +11,10 @@ bool isa_supported(Isa isa) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   switch (isa) {
-    case Isa::Generic: return true;
-    case Isa::Avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Isa::Generic:
+      return true;
+    case Isa::Avx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case Isa::Avx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
@@ -26,9 +28,12 @@ bool isa_supported(Isa isa) {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
-    case Isa::Generic: return "generic";
-    case Isa::Avx2: return "avx2";
-    case Isa::Avx512: return "avx512";
+    case Isa::Generic:
+      return "generic";
+    case Isa::Avx2:
+      return "avx2";
+    case Isa::Avx512:
+      return "avx512";
   }
   return "?";
 }
@@ -36,9 +41,12 @@ const char* isa_name(Isa isa) {
 const Kernels* kernels_for(Isa isa) {
   A2F_CHECK(isa_supported(isa), "this CPU does not support the ", isa_name(isa), " kernels");
   switch (isa) {
-    case Isa::Avx512: return kernels_avx512();
-    case Isa::Avx2: return kernels_avx2();
-    case Isa::Generic: break;
+    case Isa::Avx512:
+      return kernels_avx512();
+    case Isa::Avx2:
+      return kernels_avx2();
+    case Isa::Generic:
+      break;
   }
   return kernels_generic();
 }

@@ -28,21 +28,35 @@ struct Kernels {
   // Mean and biased variance of n values (two passes, f32 with several partial sums).
   void (*mean_var)(const float* x, int64_t n, float* mean, float* var);
   // (x - mean) * rstd * gamma + beta over one row; gamma / beta may be null.
-  void (*layer_norm_row)(const float* x, float* y, int64_t n, const float* gamma, const float* beta, float eps);
+  void (*layer_norm_row)(const float* x, float* y, int64_t n, const float* gamma, const float* beta,
+                         float eps);
   void (*softmax_row)(const float* x, float* y, int64_t n);
   // y[j] = x[j] * gelu_erf(x[h + j]), j < h.
   void (*geglu_row)(const float* x, float* y, int64_t h);
 
   // Attention tiles (flash-style). s[r][c] = sum_t q[r][t] * kt[t][c] for r < rows, c < cols (cols a multiple
   // of 16; kt is K transposed, ld = its row length).
-  void (*qk_tile)(const float* q, int64_t ldq, const float* kt, int64_t ldk, float* s, int64_t lds, int64_t rows,
-                  int64_t cols, int64_t d);
+  void (*qk_tile)(const float* q, int64_t ldq, const float* kt, int64_t ldk, float* s, int64_t lds,
+                  int64_t rows, int64_t cols, int64_t d);
   // One online-softmax step on a row of scores: m = max(m, max s); s = exp(s - m); l = l * c + sum s, where
   // c = exp(m_old - m) is returned (the factor the row's partial output must be scaled by).
   float (*softmax_online)(float* s, int64_t n, float* m, float* l);
   // o[r][c] = o[r][c] * corr[r] + sum_j p[r][j] * v[j][c] for r < rows, c < dv (dv a multiple of 16).
-  void (*pv_tile)(const float* p, int64_t ldp, const float* v, int64_t ldv, float* o, int64_t ldo, const float* corr,
-                  int64_t rows, int64_t keys, int64_t dv);
+  void (*pv_tile)(const float* p, int64_t ldp, const float* v, int64_t ldv, float* o, int64_t ldo,
+                  const float* corr, int64_t rows, int64_t keys, int64_t dv);
+
+  // bf16 attention tiles (products exact in f32, f32 accumulation; AVX512_BF16 dot products where the CPU has
+  // them). Operands are packed in pairs along the reduction dimension: q2 [rows][d2] pairs (as uint32),
+  // kt2 [d2][ldk][2], p2 [rows][keys2] pairs, v2 [keys2][ldv][2].
+  // s[r][c] = scale * sum_t q[r][t] k[c][t], cols a multiple of 16.
+  void (*qk_tile_bf16)(const uint32_t* q2, int64_t ldq, const uint16_t* kt2, int64_t ldk, float* s,
+                       int64_t lds, int64_t rows, int64_t cols, int64_t d2, float scale);
+  // o[r][c] = o[r][c] * corr[r] + sum_j p[r][j] v[j][c], dv a multiple of 16.
+  void (*pv_tile_bf16)(const uint32_t* p2, int64_t ldp, const uint16_t* v2, int64_t ldv, float* o,
+                       int64_t ldo, const float* corr, int64_t rows, int64_t keys2, int64_t dv);
+  // y = bf16(x), round to nearest even, n elements; and the exact widening back.
+  void (*to_bf16)(const float* x, uint16_t* y, int64_t n);
+  void (*from_bf16)(const uint16_t* x, float* y, int64_t n);
 };
 
 const Kernels* kernels_generic();

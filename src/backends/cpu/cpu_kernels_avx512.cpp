@@ -33,7 +33,8 @@ inline __m512 exp512(__m512 x) {
 
 // s[R rows][NV * 16 cols] = q[R][d] * kt[d][NV * 16]
 template <int R, int NV>
-inline void qk_micro(const float* q, int64_t ldq, const float* kt, int64_t ldk, float* s, int64_t lds, int64_t d) {
+inline void qk_micro(const float* q, int64_t ldq, const float* kt, int64_t ldk, float* s, int64_t lds,
+                     int64_t d) {
   __m512 acc[R][NV];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
@@ -50,29 +51,47 @@ inline void qk_micro(const float* q, int64_t ldq, const float* kt, int64_t ldk, 
 }
 
 template <int NV>
-inline void qk_rows(const float* q, int64_t ldq, const float* kt, int64_t ldk, float* s, int64_t lds, int64_t rows,
-                    int64_t d) {
+inline void qk_rows(const float* q, int64_t ldq, const float* kt, int64_t ldk, float* s, int64_t lds,
+                    int64_t rows, int64_t d) {
   int64_t r = 0;
   for (; r + 6 <= rows; r += 6) qk_micro<6, NV>(q + r * ldq, ldq, kt, ldk, s + r * lds, lds, d);
   switch (rows - r) {
-    case 5: qk_micro<5, NV>(q + r * ldq, ldq, kt, ldk, s + r * lds, lds, d); break;
-    case 4: qk_micro<4, NV>(q + r * ldq, ldq, kt, ldk, s + r * lds, lds, d); break;
-    case 3: qk_micro<3, NV>(q + r * ldq, ldq, kt, ldk, s + r * lds, lds, d); break;
-    case 2: qk_micro<2, NV>(q + r * ldq, ldq, kt, ldk, s + r * lds, lds, d); break;
-    case 1: qk_micro<1, NV>(q + r * ldq, ldq, kt, ldk, s + r * lds, lds, d); break;
-    default: break;
+    case 5:
+      qk_micro<5, NV>(q + r * ldq, ldq, kt, ldk, s + r * lds, lds, d);
+      break;
+    case 4:
+      qk_micro<4, NV>(q + r * ldq, ldq, kt, ldk, s + r * lds, lds, d);
+      break;
+    case 3:
+      qk_micro<3, NV>(q + r * ldq, ldq, kt, ldk, s + r * lds, lds, d);
+      break;
+    case 2:
+      qk_micro<2, NV>(q + r * ldq, ldq, kt, ldk, s + r * lds, lds, d);
+      break;
+    case 1:
+      qk_micro<1, NV>(q + r * ldq, ldq, kt, ldk, s + r * lds, lds, d);
+      break;
+    default:
+      break;
   }
 }
 
-void qk_tile512(const float* q, int64_t ldq, const float* kt, int64_t ldk, float* s, int64_t lds, int64_t rows,
-                int64_t cols, int64_t d) {
+void qk_tile512(const float* q, int64_t ldq, const float* kt, int64_t ldk, float* s, int64_t lds,
+                int64_t rows, int64_t cols, int64_t d) {
   int64_t c = 0;
   for (; c + 64 <= cols; c += 64) qk_rows<4>(q, ldq, kt + c, ldk, s + c, lds, rows, d);
   switch ((cols - c) / 16) {
-    case 3: qk_rows<3>(q, ldq, kt + c, ldk, s + c, lds, rows, d); break;
-    case 2: qk_rows<2>(q, ldq, kt + c, ldk, s + c, lds, rows, d); break;
-    case 1: qk_rows<1>(q, ldq, kt + c, ldk, s + c, lds, rows, d); break;
-    default: break;
+    case 3:
+      qk_rows<3>(q, ldq, kt + c, ldk, s + c, lds, rows, d);
+      break;
+    case 2:
+      qk_rows<2>(q, ldq, kt + c, ldk, s + c, lds, rows, d);
+      break;
+    case 1:
+      qk_rows<1>(q, ldq, kt + c, ldk, s + c, lds, rows, d);
+      break;
+    default:
+      break;
   }
 }
 
@@ -125,12 +144,13 @@ template <int RB, int NV>
 inline void pv_rows(const float* p, int64_t ldp, const float* v, int64_t ldv, float* o, int64_t ldo,
                     const float* corr, int64_t rows, int64_t keys) {
   int64_t r = 0;
-  for (; r + RB <= rows; r += RB) pv_micro<RB, NV>(p + r * ldp, ldp, v, ldv, o + r * ldo, ldo, corr + r, keys);
+  for (; r + RB <= rows; r += RB)
+    pv_micro<RB, NV>(p + r * ldp, ldp, v, ldv, o + r * ldo, ldo, corr + r, keys);
   for (; r < rows; ++r) pv_micro<1, NV>(p + r * ldp, ldp, v, ldv, o + r * ldo, ldo, corr + r, keys);
 }
 
-void pv_tile512(const float* p, int64_t ldp, const float* v, int64_t ldv, float* o, int64_t ldo, const float* corr,
-                int64_t rows, int64_t keys, int64_t dv) {
+void pv_tile512(const float* p, int64_t ldp, const float* v, int64_t ldv, float* o, int64_t ldo,
+                const float* corr, int64_t rows, int64_t keys, int64_t dv) {
   int64_t c = 0;
   if (dv % 64 == 0) {
     for (; c < dv; c += 64) pv_rows<6, 4>(p, ldp, v + c, ldv, o + c, ldo, corr, rows, keys);
@@ -138,10 +158,128 @@ void pv_tile512(const float* p, int64_t ldp, const float* v, int64_t ldv, float*
   }
   for (; c + 48 <= dv; c += 48) pv_rows<8, 3>(p, ldp, v + c, ldv, o + c, ldo, corr, rows, keys);
   switch ((dv - c) / 16) {
-    case 2: pv_rows<8, 2>(p, ldp, v + c, ldv, o + c, ldo, corr, rows, keys); break;
-    case 1: pv_rows<8, 1>(p, ldp, v + c, ldv, o + c, ldo, corr, rows, keys); break;
-    default: break;
+    case 2:
+      pv_rows<8, 2>(p, ldp, v + c, ldv, o + c, ldo, corr, rows, keys);
+      break;
+    case 1:
+      pv_rows<8, 1>(p, ldp, v + c, ldv, o + c, ldo, corr, rows, keys);
+      break;
+    default:
+      break;
   }
+}
+
+// --- bf16 tiles with AVX512_BF16 dot products (vdpbf16ps: 16 lanes, each += a pair of bf16 products) ---
+
+inline __m512bh bcast_pair(uint32_t pair) {
+  return (__m512bh)_mm512_set1_epi32(static_cast<int>(pair));
+}
+inline __m512bh load_pairs(const uint16_t* p) {
+  return (__m512bh)_mm512_loadu_si512(p);
+}
+
+template <int R, int NV>
+inline void qk_micro_bf16(const uint32_t* q2, int64_t ldq, const uint16_t* kt2, int64_t ldk, float* s,
+                          int64_t lds, int64_t d2, float scale) {
+  __m512 acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t t = 0; t < d2; ++t) {
+    __m512bh kv[NV];
+    for (int v = 0; v < NV; ++v) kv[v] = load_pairs(kt2 + (t * ldk + 16 * v) * 2);
+    for (int r = 0; r < R; ++r) {
+      const __m512bh qb = bcast_pair(q2[r * ldq + t]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], qb, kv[v]);
+    }
+  }
+  const __m512 sc = _mm512_set1_ps(scale);
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(s + r * lds + 16 * v, _mm512_mul_ps(acc[r][v], sc));
+}
+
+template <int NV>
+inline void qk_rows_bf16(const uint32_t* q2, int64_t ldq, const uint16_t* kt2, int64_t ldk, float* s,
+                         int64_t lds, int64_t rows, int64_t d2, float scale) {
+  int64_t r = 0;
+  for (; r + 6 <= rows; r += 6)
+    qk_micro_bf16<6, NV>(q2 + r * ldq, ldq, kt2, ldk, s + r * lds, lds, d2, scale);
+  for (; r < rows; ++r) qk_micro_bf16<1, NV>(q2 + r * ldq, ldq, kt2, ldk, s + r * lds, lds, d2, scale);
+}
+
+void qk_tile_bf16_512(const uint32_t* q2, int64_t ldq, const uint16_t* kt2, int64_t ldk, float* s,
+                      int64_t lds, int64_t rows, int64_t cols, int64_t d2, float scale) {
+  int64_t c = 0;
+  for (; c + 64 <= cols; c += 64) qk_rows_bf16<4>(q2, ldq, kt2 + 2 * c, ldk, s + c, lds, rows, d2, scale);
+  switch ((cols - c) / 16) {
+    case 3:
+      qk_rows_bf16<3>(q2, ldq, kt2 + 2 * c, ldk, s + c, lds, rows, d2, scale);
+      break;
+    case 2:
+      qk_rows_bf16<2>(q2, ldq, kt2 + 2 * c, ldk, s + c, lds, rows, d2, scale);
+      break;
+    case 1:
+      qk_rows_bf16<1>(q2, ldq, kt2 + 2 * c, ldk, s + c, lds, rows, d2, scale);
+      break;
+    default:
+      break;
+  }
+}
+
+template <int R, int NV>
+inline void pv_micro_bf16(const uint32_t* p2, int64_t ldp, const uint16_t* v2, int64_t ldv, float* o,
+                          int64_t ldo, const float* corr, int64_t keys2) {
+  __m512 acc[R][NV];
+  for (int r = 0; r < R; ++r) {
+    const __m512 c = _mm512_set1_ps(corr[r]);
+    for (int x = 0; x < NV; ++x) acc[r][x] = _mm512_mul_ps(_mm512_loadu_ps(o + r * ldo + 16 * x), c);
+  }
+  for (int64_t j = 0; j < keys2; ++j) {
+    __m512bh vv[NV];
+    for (int x = 0; x < NV; ++x) vv[x] = load_pairs(v2 + (j * ldv + 16 * x) * 2);
+    for (int r = 0; r < R; ++r) {
+      const __m512bh pb = bcast_pair(p2[r * ldp + j]);
+      for (int x = 0; x < NV; ++x) acc[r][x] = _mm512_dpbf16_ps(acc[r][x], pb, vv[x]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int x = 0; x < NV; ++x) _mm512_storeu_ps(o + r * ldo + 16 * x, acc[r][x]);
+}
+
+template <int RB, int NV>
+inline void pv_rows_bf16(const uint32_t* p2, int64_t ldp, const uint16_t* v2, int64_t ldv, float* o,
+                         int64_t ldo, const float* corr, int64_t rows, int64_t keys2) {
+  int64_t r = 0;
+  for (; r + RB <= rows; r += RB)
+    pv_micro_bf16<RB, NV>(p2 + r * ldp, ldp, v2, ldv, o + r * ldo, ldo, corr + r, keys2);
+  for (; r < rows; ++r) pv_micro_bf16<1, NV>(p2 + r * ldp, ldp, v2, ldv, o + r * ldo, ldo, corr + r, keys2);
+}
+
+void pv_tile_bf16_512(const uint32_t* p2, int64_t ldp, const uint16_t* v2, int64_t ldv, float* o, int64_t ldo,
+                      const float* corr, int64_t rows, int64_t keys2, int64_t dv) {
+  int64_t c = 0;
+  if (dv % 64 == 0) {
+    for (; c < dv; c += 64) pv_rows_bf16<6, 4>(p2, ldp, v2 + 2 * c, ldv, o + c, ldo, corr, rows, keys2);
+    return;
+  }
+  for (; c + 48 <= dv; c += 48) pv_rows_bf16<8, 3>(p2, ldp, v2 + 2 * c, ldv, o + c, ldo, corr, rows, keys2);
+  switch ((dv - c) / 16) {
+    case 2:
+      pv_rows_bf16<8, 2>(p2, ldp, v2 + 2 * c, ldv, o + c, ldo, corr, rows, keys2);
+      break;
+    case 1:
+      pv_rows_bf16<8, 1>(p2, ldp, v2 + 2 * c, ldv, o + c, ldo, corr, rows, keys2);
+      break;
+    default:
+      break;
+  }
+}
+
+void to_bf16_512(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i),
+                        (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + i)));
+  for (; i < n; ++i) y[i] = to_bf16_(x[i]);
 }
 
 }  // namespace
@@ -154,6 +292,11 @@ const Kernels* kernels_avx512() {
     t.qk_tile = avx512::qk_tile512;
     t.softmax_online = avx512::softmax_online512;
     t.pv_tile = avx512::pv_tile512;
+    if (__builtin_cpu_supports("avx512bf16")) {
+      t.qk_tile_bf16 = avx512::qk_tile_bf16_512;
+      t.pv_tile_bf16 = avx512::pv_tile_bf16_512;
+      t.to_bf16 = avx512::to_bf16_512;
+    }
     return t;
   }();
   return &k;

@@ -1,6 +1,6 @@
-// Portable implementations of the kernel table (cpu_kernels.h), written as plain loops the compiler vectorises
-// for the ISA of the including translation unit. Include only from cpu_kernels_<isa>.cpp after defining
-// A2F_CPU_ISA (the namespace). Everything here has internal linkage and uses no std templates (see
+// Portable implementations of the kernel table (cpu_kernels.h), written as plain loops the compiler
+// vectorises for the ISA of the including translation unit. Include only from cpu_kernels_<isa>.cpp after
+// defining A2F_CPU_ISA (the namespace). Everything here has internal linkage and uses no std templates (see
 // cpu_kernels.h for why).
 #pragma once
 #include <cmath>
@@ -15,8 +15,12 @@
 namespace a2f::cpu::A2F_CPU_ISA {
 namespace {
 
-inline float fmax_(float a, float b) { return a > b ? a : b; }
-inline float fmin_(float a, float b) { return a < b ? a : b; }
+inline float fmax_(float a, float b) {
+  return a > b ? a : b;
+}
+inline float fmin_(float a, float b) {
+  return a < b ? a : b;
+}
 
 // e^x to ~2 ulp: x = n ln2 + r, |r| <= ln2/2, e^r by its degree-7 Taylor polynomial (truncation 5e-9),
 // 2^n built in the exponent bits. Inputs below -87 give 0 (e^-87 = 1.6e-38, the edge of the normal
@@ -90,13 +94,27 @@ void act_loop(const float* x, float* y, int64_t n) {
 
 void act(Act a, const float* x, float* y, int64_t n) {
   switch (a) {
-    case Act::None: act_loop<Act::None>(x, y, n); break;
-    case Act::Relu: act_loop<Act::Relu>(x, y, n); break;
-    case Act::Silu: act_loop<Act::Silu>(x, y, n); break;
-    case Act::GeluErf: act_loop<Act::GeluErf>(x, y, n); break;
-    case Act::GeluTanh: act_loop<Act::GeluTanh>(x, y, n); break;
-    case Act::QuickGelu: act_loop<Act::QuickGelu>(x, y, n); break;
-    case Act::Sigmoid: act_loop<Act::Sigmoid>(x, y, n); break;
+    case Act::None:
+      act_loop<Act::None>(x, y, n);
+      break;
+    case Act::Relu:
+      act_loop<Act::Relu>(x, y, n);
+      break;
+    case Act::Silu:
+      act_loop<Act::Silu>(x, y, n);
+      break;
+    case Act::GeluErf:
+      act_loop<Act::GeluErf>(x, y, n);
+      break;
+    case Act::GeluTanh:
+      act_loop<Act::GeluTanh>(x, y, n);
+      break;
+    case Act::QuickGelu:
+      act_loop<Act::QuickGelu>(x, y, n);
+      break;
+    case Act::Sigmoid:
+      act_loop<Act::Sigmoid>(x, y, n);
+      break;
   }
 }
 
@@ -108,22 +126,44 @@ void affine_loop(const float* x, float* y, int64_t n, float shift, float mul, fl
 
 void affine_act(const float* x, float* y, int64_t n, float shift, float mul, float add, Act a) {
   switch (a) {
-    case Act::None: affine_loop<Act::None>(x, y, n, shift, mul, add); break;
-    case Act::Relu: affine_loop<Act::Relu>(x, y, n, shift, mul, add); break;
-    case Act::Silu: affine_loop<Act::Silu>(x, y, n, shift, mul, add); break;
-    case Act::GeluErf: affine_loop<Act::GeluErf>(x, y, n, shift, mul, add); break;
-    case Act::GeluTanh: affine_loop<Act::GeluTanh>(x, y, n, shift, mul, add); break;
-    case Act::QuickGelu: affine_loop<Act::QuickGelu>(x, y, n, shift, mul, add); break;
-    case Act::Sigmoid: affine_loop<Act::Sigmoid>(x, y, n, shift, mul, add); break;
+    case Act::None:
+      affine_loop<Act::None>(x, y, n, shift, mul, add);
+      break;
+    case Act::Relu:
+      affine_loop<Act::Relu>(x, y, n, shift, mul, add);
+      break;
+    case Act::Silu:
+      affine_loop<Act::Silu>(x, y, n, shift, mul, add);
+      break;
+    case Act::GeluErf:
+      affine_loop<Act::GeluErf>(x, y, n, shift, mul, add);
+      break;
+    case Act::GeluTanh:
+      affine_loop<Act::GeluTanh>(x, y, n, shift, mul, add);
+      break;
+    case Act::QuickGelu:
+      affine_loop<Act::QuickGelu>(x, y, n, shift, mul, add);
+      break;
+    case Act::Sigmoid:
+      affine_loop<Act::Sigmoid>(x, y, n, shift, mul, add);
+      break;
   }
 }
 
-#define A2F_BINARY_LOOPS(EXPR)                                                              \
-  switch (op) {                                                                             \
-    case BinaryOp::Add: { _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) y[i] = EXPR(+); } break; \
-    case BinaryOp::Sub: { _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) y[i] = EXPR(-); } break; \
-    case BinaryOp::Mul: { _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) y[i] = EXPR(*); } break; \
-    case BinaryOp::Div: { _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) y[i] = EXPR(/); } break; \
+#define A2F_BINARY_LOOPS(EXPR)                                            \
+  switch (op) {                                                           \
+    case BinaryOp::Add: {                                                 \
+      _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) y[i] = EXPR(+); \
+    } break;                                                              \
+    case BinaryOp::Sub: {                                                 \
+      _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) y[i] = EXPR(-); \
+    } break;                                                              \
+    case BinaryOp::Mul: {                                                 \
+      _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) y[i] = EXPR(*); \
+    } break;                                                              \
+    case BinaryOp::Div: {                                                 \
+      _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) y[i] = EXPR(/); \
+    } break;                                                              \
   }
 
 void binary_vv(BinaryOp op, const float* a, const float* b, float* y, int64_t n) {
@@ -169,7 +209,8 @@ void layer_norm_row(const float* x, float* y, int64_t n, const float* gamma, con
     for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - m) * rstd * gamma[i] + beta[i];
   } else {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - m) * rstd * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = (x[i] - m) * rstd * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
   }
 }
 
@@ -224,8 +265,8 @@ float softmax_online(float* s, int64_t n, float* m, float* l) {
   return corr;
 }
 
-void pv_tile(const float* p, int64_t ldp, const float* v, int64_t ldv, float* o, int64_t ldo, const float* corr,
-             int64_t rows, int64_t keys, int64_t dv) {
+void pv_tile(const float* p, int64_t ldp, const float* v, int64_t ldv, float* o, int64_t ldo,
+             const float* corr, int64_t rows, int64_t keys, int64_t dv) {
   for (int64_t r = 0; r < rows; ++r) {
     float* orow = o + r * ldo;
     const float cr = corr[r];
@@ -236,6 +277,63 @@ void pv_tile(const float* p, int64_t ldp, const float* v, int64_t ldv, float* o,
       const float* vr = v + j * ldv;
 #pragma omp simd
       for (int64_t c = 0; c < dv; ++c) orow[c] += pj * vr[c];
+    }
+  }
+}
+
+inline float bf16_(uint16_t h) {
+  return __builtin_bit_cast(float, static_cast<uint32_t>(h) << 16);
+}
+inline uint16_t to_bf16_(float f) {  // round to nearest even; NaN stays NaN
+  uint32_t u = __builtin_bit_cast(uint32_t, f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+void to_bf16(const float* x, uint16_t* y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = to_bf16_(x[i]);
+}
+
+void from_bf16(const uint16_t* x, float* y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = bf16_(x[i]);
+}
+
+void qk_tile_bf16(const uint32_t* q2, int64_t ldq, const uint16_t* kt2, int64_t ldk, float* s, int64_t lds,
+                  int64_t rows, int64_t cols, int64_t d2, float scale) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* sr = s + r * lds;
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) sr[c] = 0.0f;
+    for (int64_t t = 0; t < d2; ++t) {
+      const uint32_t qp = q2[r * ldq + t];
+      const float q0 = bf16_(static_cast<uint16_t>(qp & 0xffffu)),
+                  q1 = bf16_(static_cast<uint16_t>(qp >> 16));
+      const uint16_t* kr = kt2 + t * ldk * 2;
+#pragma omp simd
+      for (int64_t c = 0; c < cols; ++c) sr[c] += q0 * bf16_(kr[2 * c]) + q1 * bf16_(kr[2 * c + 1]);
+    }
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) sr[c] *= scale;
+  }
+}
+
+void pv_tile_bf16(const uint32_t* p2, int64_t ldp, const uint16_t* v2, int64_t ldv, float* o, int64_t ldo,
+                  const float* corr, int64_t rows, int64_t keys2, int64_t dv) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* orow = o + r * ldo;
+    const float cr = corr[r];
+#pragma omp simd
+    for (int64_t c = 0; c < dv; ++c) orow[c] *= cr;
+    for (int64_t j = 0; j < keys2; ++j) {
+      const uint32_t pp = p2[r * ldp + j];
+      const float p0 = bf16_(static_cast<uint16_t>(pp & 0xffffu)),
+                  p1 = bf16_(static_cast<uint16_t>(pp >> 16));
+      const uint16_t* vr = v2 + j * ldv * 2;
+#pragma omp simd
+      for (int64_t c = 0; c < dv; ++c) orow[c] += p0 * bf16_(vr[2 * c]) + p1 * bf16_(vr[2 * c + 1]);
     }
   }
 }
@@ -259,6 +357,10 @@ inline Kernels portable_kernels(Isa isa, const char* name) {
   k.qk_tile = qk_tile;
   k.softmax_online = softmax_online;
   k.pv_tile = pv_tile;
+  k.qk_tile_bf16 = qk_tile_bf16;
+  k.pv_tile_bf16 = pv_tile_bf16;
+  k.to_bf16 = to_bf16;
+  k.from_bf16 = from_bf16;
   return k;
 }
 

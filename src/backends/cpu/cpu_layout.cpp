@@ -3,6 +3,7 @@
 #include <cstring>
 #include <vector>
 
+#include "backends/cpu/cpu_alloc.h"
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/cpu_util.h"
 #include "backends/ref/ref_util.h"
@@ -30,12 +31,12 @@ void upsample_rows(const char* src, char* dst, int64_t nc, int64_t h, int64_t w,
 
 Tensor CpuBackend::upsample_nearest(const Tensor& x0, int64_t out_h, int64_t out_w) {
   ref::check_float(x0, "upsample_nearest", "x");
-  A2F_CHECK(x0.ndim() == 4 && out_h > 0 && out_w > 0, "upsample_nearest: x ", x0.desc(), " to ", out_h, "x", out_w,
-            " (expected x [N, C, H, W] and a positive size)");
+  A2F_CHECK(x0.ndim() == 4 && out_h > 0 && out_w > 0, "upsample_nearest: x ", x0.desc(), " to ", out_h, "x",
+            out_w, " (expected x [N, C, H, W] and a positive size)");
   const Tensor x = x0.contiguous();
   const int64_t nc = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
   A2F_CHECK(h > 0 && w > 0, "upsample_nearest: empty input ", x.desc());
-  Tensor out = Tensor::empty({x.dim(0), x.dim(1), out_h, out_w}, x.dtype());
+  Tensor out = cpu::new_tensor({x.dim(0), x.dim(1), out_h, out_w}, x.dtype());
   const char* s = static_cast<const char*>(x.raw_data());
   char* d = static_cast<char*>(out.raw_data());
   if (dtype_size(x.dtype()) == 4) {
@@ -63,7 +64,7 @@ Tensor CpuBackend::concat(const std::vector<Tensor>& xs, int dim) {
   }
   const DType dt = xs[0].dtype();
   const size_t es = dtype_size(dt);
-  Tensor out = Tensor::empty(os, dt);
+  Tensor out = cpu::new_tensor(os, dt);
   int64_t outer = 1, inner = 1;
   for (int i = 0; i < d; ++i) outer *= os[i];
   for (int i = d + 1; i < nd; ++i) inner *= os[i];
@@ -72,7 +73,7 @@ Tensor CpuBackend::concat(const std::vector<Tensor>& xs, int dim) {
   for (const Tensor& t0 : xs) {
     Tensor t = t0;
     if (t.dtype() != dt || !t.is_contiguous()) {
-      t = Tensor::empty(t0.shape(), dt);
+      t = cpu::new_tensor(t0.shape(), dt);
       cpu::copy_strided(t0, t);
     }
     const int64_t chunk = t.dim(d) * inner;
@@ -96,7 +97,7 @@ Tensor CpuBackend::slice(const Tensor& x, int dim, int64_t start, int64_t end, i
   start = std::clamp<int64_t>(start, 0, n);
   end = std::clamp<int64_t>(end, 0, n);
   const Tensor view = x.narrow(d, start, std::max<int64_t>(0, end - start));
-  Tensor out = Tensor::empty(view.shape(), x.dtype());
+  Tensor out = cpu::new_tensor(view.shape(), x.dtype());
   cpu::copy_strided(view, out);
   return out;
 }
@@ -104,14 +105,14 @@ Tensor CpuBackend::slice(const Tensor& x, int dim, int64_t start, int64_t end, i
 Tensor CpuBackend::permute(const Tensor& x, const std::vector<int>& perm) {
   A2F_CHECK(x.defined(), "permute: undefined input");
   const Tensor view = x.permute(perm);
-  Tensor out = Tensor::empty(view.shape(), x.dtype());
+  Tensor out = cpu::new_tensor(view.shape(), x.dtype());
   cpu::copy_strided(view, out);
   return out;
 }
 
 Tensor CpuBackend::cast(const Tensor& x, DType dtype) {
   A2F_CHECK(x.defined(), "cast: undefined input");
-  Tensor out = Tensor::empty(x.shape(), dtype);
+  Tensor out = cpu::new_tensor(x.shape(), dtype);
   cpu::copy_strided(x, out);
   return out;
 }

@@ -1,7 +1,9 @@
 #include "backends/cpu/cpu_util.h"
 
+#include <algorithm>
 #include <cstring>
 
+#include "backends/cpu/cpu_alloc.h"
 #include "core/parallel.h"
 
 namespace a2f::cpu {
@@ -13,10 +15,51 @@ void gather(const char* src, int64_t stride, char* dst, int64_t n) {
   T* d = reinterpret_cast<T*>(dst);
   for (int64_t i = 0; i < n; ++i) d[i] = s[i * stride];
 }
+// A transpose-like copy: the innermost dimension (length n_in, source stride s_in) and dimension k (length
+// n_k, source stride 1, destination stride d_k) are copied in 32 x 32 tiles so both sides stay in cache.
+template <class T>
+void transpose_tiles(const char* src, char* dst, const Shape& shape, const std::vector<int64_t>& strides,
+                     int k) {
+  const int nd = static_cast<int>(shape.size());
+  std::vector<int64_t> dstr(nd);
+  int64_t acc = 1;
+  for (int d = nd; d-- > 0;) {
+    dstr[d] = acc;
+    acc *= shape[d];
+  }
+  const int64_t n_in = shape[nd - 1], s_in = strides[nd - 1], n_k = shape[k], d_k = dstr[k];
+  constexpr int64_t kTile = 32;
+  const int64_t k_tiles = (n_k + kTile - 1) / kTile;
+  int64_t outer = 1;
+  for (int d = 0; d < nd - 1; ++d)
+    if (d != k) outer *= shape[d];
+  const T* s = reinterpret_cast<const T*>(src);
+  T* o = reinterpret_cast<T*>(dst);
+  parallel_for(outer * k_tiles, 4, [&](int64_t b, int64_t e) {
+    for (int64_t w = b; w < e; ++w) {
+      int64_t rem = w / k_tiles, so = 0, doff = 0;
+      for (int d = nd - 2; d >= 0; --d) {
+        if (d == k) continue;
+        const int64_t i = rem % shape[d];
+        rem /= shape[d];
+        so += i * strides[d];
+        doff += i * dstr[d];
+      }
+      const int64_t k0 = (w % k_tiles) * kTile, k1 = std::min(n_k, k0 + kTile);
+      for (int64_t j0 = 0; j0 < n_in; j0 += kTile) {
+        const int64_t j1 = std::min(n_in, j0 + kTile);
+        for (int64_t i = k0; i < k1; ++i)
+          for (int64_t j = j0; j < j1; ++j) o[doff + i * d_k + j] = s[so + i + j * s_in];
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void copy_strided(const Tensor& src, Tensor& dst) {
-  A2F_CHECK(dst.is_contiguous() && src.shape() == dst.shape(), "copy_strided: ", src.desc(), " -> ", dst.desc());
+  A2F_CHECK(dst.is_contiguous() && src.shape() == dst.shape(), "copy_strided: ", src.desc(), " -> ",
+            dst.desc());
   const int64_t total = src.numel();
   if (total == 0) return;
   const DType st = src.dtype(), dt = dst.dtype();
@@ -44,6 +87,16 @@ void copy_strided(const Tensor& src, Tensor& dst) {
   }
   const int nd = static_cast<int>(shape.size());
   const int64_t inner = shape[nd - 1], istride = strides[nd - 1], rows = total / inner;
+  if (st == dt && istride != 1 && (es == 4 || es == 2)) {
+    for (int k = nd - 2; k >= 0; --k) {
+      if (strides[k] != 1) continue;
+      if (es == 4)
+        transpose_tiles<uint32_t>(sp, dp, shape, strides, k);
+      else
+        transpose_tiles<uint16_t>(sp, dp, shape, strides, k);
+      return;
+    }
+  }
   parallel_for(rows, (1 << 14) / inner + 1, [&](int64_t b, int64_t e) {
     std::vector<char> tmp(st == dt ? 0 : inner * es);
     for (int64_t r = b; r < e; ++r) {
@@ -71,16 +124,20 @@ void copy_strided(const Tensor& src, Tensor& dst) {
   });
 }
 
-Tensor to_f32_contiguous(const Tensor& t) {
-  if (t.dtype() == DType::F32 && t.is_contiguous()) return t;
-  Tensor out = Tensor::empty(t.shape(), DType::F32);
+Tensor to_contiguous(const Tensor& t, DType dt) {
+  if (t.dtype() == dt && t.is_contiguous()) return t;
+  Tensor out = new_tensor(t.shape(), dt);
   copy_strided(t, out);
   return out;
 }
 
+Tensor to_f32_contiguous(const Tensor& t) {
+  return to_contiguous(t, DType::F32);
+}
+
 Tensor from_f32_result(const Tensor& t, DType dtype) {
   if (dtype == DType::F32) return t;
-  Tensor out = Tensor::empty(t.shape(), dtype);
+  Tensor out = new_tensor(t.shape(), dtype);
   copy_strided(t, out);
   return out;
 }

@@ -1,6 +1,6 @@
 // The reference backend: every op of core/backend.h as plain scalar loops in f32 (sums in double where a
-// reduction is long). It is the ground truth of the op tests and is never optimised; backends/cpu derives from
-// it and overrides the ops it makes fast.
+// reduction is long). It is the ground truth of the op tests and is never optimised; backends/cpu derives
+// from it and overrides the ops it makes fast.
 #pragma once
 #include <memory>
 
@@ -25,8 +25,8 @@ class RefBackend : public Backend {
   Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps,
                     Act act = Act::None) override;
   Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) override;
-  Tensor batch_norm(const Tensor& x, const Tensor& mean, const Tensor& var, const Tensor& gamma, const Tensor& beta,
-                    float eps) override;
+  Tensor batch_norm(const Tensor& x, const Tensor& mean, const Tensor& var, const Tensor& gamma,
+                    const Tensor& beta, float eps) override;
   Tensor softmax(const Tensor& x) override;
 
   Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p) override;
@@ -39,8 +39,8 @@ class RefBackend : public Backend {
   Tensor permute(const Tensor& x, const std::vector<int>& perm) override;
   Tensor cast(const Tensor& x, DType dtype) override;
 
-  Tensor timestep_embedding(const Tensor& timesteps, int dim, bool flip_sin_to_cos, float shift, float scale = 1.0f,
-                            float max_period = 10000.0f) override;
+  Tensor timestep_embedding(const Tensor& timesteps, int dim, bool flip_sin_to_cos, float shift,
+                            float scale = 1.0f, float max_period = 10000.0f) override;
   Tensor embedding(const Tensor& ids, const Tensor& table) override;
 };
 

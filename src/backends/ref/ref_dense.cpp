@@ -35,7 +35,8 @@ Tensor RefBackend::conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, 
               for (int64_t kx = 0; kx < kw; ++kx) {
                 const int64_t ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
                 if (ix < 0 || ix >= wd) continue;
-                acc += double(xv[((in * c + xc) * h + iy) * wd + ix]) * wv[((oc * cg + ic) * kh + ky) * kw + kx];
+                acc +=
+                    double(xv[((in * c + xc) * h + iy) * wd + ix]) * wv[((oc * cg + ic) * kh + ky) * kw + kx];
               }
             }
           }
@@ -47,7 +48,7 @@ Tensor RefBackend::conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, 
 
 Tensor RefBackend::linear(const Tensor& x, const Tensor& w, const Tensor& bias, Act act) {
   ref::linear_check(x, w, bias);
-  const int64_t k = w.dim(1), nout = w.dim(0), m = x.numel() / std::max<int64_t>(k, 1);
+  const int64_t k = w.dim(1), nout = w.dim(0), m = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
   const auto xv = to_f32(x), wv = to_f32(w);
   const auto bv = bias.defined() ? to_f32(bias) : std::vector<float>(nout, 0.0f);
   std::vector<float> out(m * nout);
@@ -91,7 +92,8 @@ Tensor RefBackend::matmul(const Tensor& a, const Tensor& b, bool trans_b, float 
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) {
         double acc = 0;
-        for (int64_t t = 0; t < k; ++t) acc += double(pa[i * k + t]) * (trans_b ? pb[j * k + t] : pb[t * n + j]);
+        for (int64_t t = 0; t < k; ++t)
+          acc += double(pa[i * k + t]) * (trans_b ? pb[j * k + t] : pb[t * n + j]);
         out[(bi * m + i) * n + j] = static_cast<float>(alpha * acc);
       }
   }

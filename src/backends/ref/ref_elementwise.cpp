@@ -40,10 +40,18 @@ Tensor RefBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b) {
     }
     const float x = av[ia], y = bv[ib];
     switch (op) {
-      case BinaryOp::Add: out[i] = x + y; break;
-      case BinaryOp::Sub: out[i] = x - y; break;
-      case BinaryOp::Mul: out[i] = x * y; break;
-      case BinaryOp::Div: out[i] = x / y; break;
+      case BinaryOp::Add:
+        out[i] = x + y;
+        break;
+      case BinaryOp::Sub:
+        out[i] = x - y;
+        break;
+      case BinaryOp::Mul:
+        out[i] = x * y;
+        break;
+      case BinaryOp::Div:
+        out[i] = x / y;
+        break;
     }
   }
   return from_f32(out, os, a.dtype());
@@ -68,7 +76,8 @@ Tensor RefBackend::prelu(const Tensor& x, const Tensor& slope) {
   check_float(slope, "prelu", "slope");
   A2F_CHECK(x.ndim() >= 2 || slope.numel() == 1, "prelu: x ", x.desc(), " needs a channel dimension");
   const int64_t c = x.ndim() >= 2 ? x.dim(1) : 1;
-  A2F_CHECK(slope.numel() == c || slope.numel() == 1, "prelu: slope ", slope.desc(), " does not match x ", x.desc());
+  A2F_CHECK(slope.numel() == c || slope.numel() == 1, "prelu: slope ", slope.desc(), " does not match x ",
+            x.desc());
   const int64_t inner = x.ndim() >= 2 ? x.numel() / std::max<int64_t>(1, x.dim(0) * c) : 1;
   auto v = to_f32(x);
   const auto sv = to_f32(slope);
@@ -86,7 +95,8 @@ Tensor RefBackend::geglu(const Tensor& x) {
   const auto v = to_f32(x);
   std::vector<float> out(rows * h);
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < h; ++j) out[r * h + j] = v[r * h2 + j] * act_apply(Act::GeluErf, v[r * h2 + h + j]);
+    for (int64_t j = 0; j < h; ++j)
+      out[r * h + j] = v[r * h2 + j] * act_apply(Act::GeluErf, v[r * h2 + h + j]);
   Shape os = x.shape();
   os.back() = h;
   return from_f32(out, os, x.dtype());
@@ -147,7 +157,8 @@ Tensor RefBackend::batch_norm(const Tensor& x, const Tensor& mean, const Tensor&
             " do not match x ", x.desc());
   A2F_CHECK(!gamma.defined() || gamma.numel() == c, "batch_norm: gamma ", gamma.desc(), " does not match x ",
             x.desc());
-  A2F_CHECK(!beta.defined() || beta.numel() == c, "batch_norm: beta ", beta.desc(), " does not match x ", x.desc());
+  A2F_CHECK(!beta.defined() || beta.numel() == c, "batch_norm: beta ", beta.desc(), " does not match x ",
+            x.desc());
   auto v = to_f32(x);
   const auto mv = to_f32(mean), vv = to_f32(var);
   const auto gv = gamma.defined() ? to_f32(gamma) : std::vector<float>(c, 1.0f);

@@ -15,8 +15,8 @@ using ref::to_f32;
 
 Tensor RefBackend::upsample_nearest(const Tensor& x, int64_t out_h, int64_t out_w) {
   check_float(x, "upsample_nearest", "x");
-  A2F_CHECK(x.ndim() == 4 && out_h > 0 && out_w > 0, "upsample_nearest: x ", x.desc(), " to ", out_h, "x", out_w,
-            " (expected x [N, C, H, W] and a positive size)");
+  A2F_CHECK(x.ndim() == 4 && out_h > 0 && out_w > 0, "upsample_nearest: x ", x.desc(), " to ", out_h, "x",
+            out_w, " (expected x [N, C, H, W] and a positive size)");
   const int64_t nc = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
   A2F_CHECK(h > 0 && w > 0, "upsample_nearest: empty input ", x.desc());
   const auto v = to_f32(x);
@@ -41,14 +41,15 @@ Tensor RefBackend::pool2d(const Tensor& x, const Pool2dParams& p) {
   const int64_t nc = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
   const int64_t ho = conv_out_size(h, p.kernel_h, p.stride_h, p.pad_top, p.pad_bottom, 1, p.ceil_mode);
   const int64_t wo = conv_out_size(w, p.kernel_w, p.stride_w, p.pad_left, p.pad_right, 1, p.ceil_mode);
-  A2F_CHECK(ho > 0 && wo > 0, "pool2d: kernel ", p.kernel_h, "x", p.kernel_w, " larger than padded input ", x.desc());
+  A2F_CHECK(ho > 0 && wo > 0, "pool2d: kernel ", p.kernel_h, "x", p.kernel_w, " larger than padded input ",
+            x.desc());
   const auto v = to_f32(x);
   std::vector<float> out(nc * ho * wo);
   for (int64_t i = 0; i < nc; ++i)
     for (int64_t oy = 0; oy < ho; ++oy)
       for (int64_t ox = 0; ox < wo; ++ox) {
-        // Window in padded coordinates, clipped to the padded extent (PyTorch's divisor with count_include_pad),
-        // then to the input.
+        // Window in padded coordinates, clipped to the padded extent (PyTorch's divisor with
+        // count_include_pad), then to the input.
         const int64_t y0 = oy * p.stride_h - p.pad_top, x0 = ox * p.stride_w - p.pad_left;
         const int64_t y1 = std::min<int64_t>(y0 + p.kernel_h, h + p.pad_bottom);
         const int64_t x1 = std::min<int64_t>(x0 + p.kernel_w, w + p.pad_right);
@@ -94,7 +95,8 @@ Tensor RefBackend::concat(const std::vector<Tensor>& xs, int dim) {
     const auto v = to_f32(t);
     const int64_t len = t.dim(d);
     for (int64_t o = 0; o < outer; ++o)
-      for (int64_t j = 0; j < len * inner; ++j) out[(o * os[d] + offset) * inner + j] = v[o * len * inner + j];
+      for (int64_t j = 0; j < len * inner; ++j)
+        out[(o * os[d] + offset) * inner + j] = v[o * len * inner + j];
     offset += len;
   }
   return from_f32(out, os, xs[0].dtype());
@@ -180,8 +182,8 @@ Tensor RefBackend::embedding(const Tensor& ids, const Tensor& table) {
   const auto tv = to_f32(table);
   std::vector<float> out(ids.numel() * d);
   for (int64_t i = 0; i < ids.numel(); ++i) {
-    A2F_CHECK(ip[i] >= 0 && ip[i] < vocab, "embedding: id ", ip[i], " at position ", i, " is outside [0, ", vocab,
-              ") of table ", table.desc());
+    A2F_CHECK(ip[i] >= 0 && ip[i] < vocab, "embedding: id ", ip[i], " at position ", i, " is outside [0, ",
+              vocab, ") of table ", table.desc());
     for (int64_t t = 0; t < d; ++t) out[i * d + t] = tv[ip[i] * d + t];
   }
   Shape os = ids.shape();

@@ -8,25 +8,35 @@ namespace a2f {
 
 float act_apply(Act act, float x) {
   switch (act) {
-    case Act::None: return x;
-    case Act::Relu: return x > 0.0f ? x : 0.0f;
-    case Act::Silu: return x / (1.0f + std::exp(-x));
-    case Act::GeluErf: return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));
+    case Act::None:
+      return x;
+    case Act::Relu:
+      return x > 0.0f ? x : 0.0f;
+    case Act::Silu:
+      return x / (1.0f + std::exp(-x));
+    case Act::GeluErf:
+      return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));
     case Act::GeluTanh: {
       const float k = 0.79788456080286536f;  // sqrt(2 / pi)
       return 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x)));
     }
-    case Act::QuickGelu: return x / (1.0f + std::exp(-1.702f * x));
-    case Act::Sigmoid: return 1.0f / (1.0f + std::exp(-x));
+    case Act::QuickGelu:
+      return x / (1.0f + std::exp(-1.702f * x));
+    case Act::Sigmoid:
+      return 1.0f / (1.0f + std::exp(-x));
   }
   return x;
 }
 
-std::unique_ptr<Backend> make_ref_backend() { return std::make_unique<RefBackend>(); }
+std::unique_ptr<Backend> make_ref_backend() {
+  return std::make_unique<RefBackend>();
+}
 
 namespace ref {
 
-std::vector<float> to_f32(const Tensor& t) { return t.to_vector(); }
+std::vector<float> to_f32(const Tensor& t) {
+  return t.to_vector();
+}
 
 Tensor from_f32(const std::vector<float>& v, const Shape& shape, DType dtype) {
   Tensor t = Tensor::empty(shape, DType::F32);
@@ -57,8 +67,9 @@ namespace a2f::ref {
 Shape conv2d_check(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) {
   check_float(x, "conv2d", "x");
   check_float(w, "conv2d", "w");
-  A2F_CHECK(x.ndim() == 4 && w.ndim() == 4, "conv2d: expected x [N, C, H, W] and w [O, C/groups, kh, kw], got x ",
-            x.desc(), ", w ", w.desc());
+  A2F_CHECK(x.ndim() == 4 && w.ndim() == 4,
+            "conv2d: expected x [N, C, H, W] and w [O, C/groups, kh, kw], got x ", x.desc(), ", w ",
+            w.desc());
   const int64_t c = x.dim(1), o = w.dim(0), cg = w.dim(1);
   const int g = p.groups;
   A2F_CHECK(g >= 1 && c % g == 0 && o % g == 0 && cg == c / g, "conv2d: x ", x.desc(), " and w ", w.desc(),
@@ -70,10 +81,10 @@ Shape conv2d_check(const Tensor& x, const Tensor& w, const Tensor& bias, const C
     check_float(bias, "conv2d", "bias");
     A2F_CHECK(bias.numel() == o, "conv2d: bias ", bias.desc(), " does not match ", o, " output channels");
   }
-  const int64_t ho =
-      conv_out_size(x.dim(2), static_cast<int>(w.dim(2)), p.stride_h, p.pad_top, p.pad_bottom, p.dilation_h, false);
-  const int64_t wo =
-      conv_out_size(x.dim(3), static_cast<int>(w.dim(3)), p.stride_w, p.pad_left, p.pad_right, p.dilation_w, false);
+  const int64_t ho = conv_out_size(x.dim(2), static_cast<int>(w.dim(2)), p.stride_h, p.pad_top, p.pad_bottom,
+                                   p.dilation_h, false);
+  const int64_t wo = conv_out_size(x.dim(3), static_cast<int>(w.dim(3)), p.stride_w, p.pad_left, p.pad_right,
+                                   p.dilation_w, false);
   A2F_CHECK(ho > 0 && wo > 0, "conv2d: kernel ", w.desc(), " larger than padded input ", x.desc());
   return {x.dim(0), o, ho, wo};
 }
@@ -113,8 +124,9 @@ void attention_check(const Tensor& q, const Tensor& k, const Tensor& v, const At
   check_float(q, "attention", "q");
   check_float(k, "attention", "k");
   check_float(v, "attention", "v");
-  A2F_CHECK(q.ndim() == 3 && k.ndim() == 3 && v.ndim() == 3, "attention: expected q [B, Lq, H*D], k [B, Lk, H*D], ",
-            "v [B, Lk, H*Dv], got ", q.desc(), ", ", k.desc(), ", ", v.desc());
+  A2F_CHECK(q.ndim() == 3 && k.ndim() == 3 && v.ndim() == 3,
+            "attention: expected q [B, Lq, H*D], k [B, Lk, H*D], ", "v [B, Lk, H*Dv], got ", q.desc(), ", ",
+            k.desc(), ", ", v.desc());
   A2F_CHECK(p.heads >= 1 && q.dim(2) % p.heads == 0 && v.dim(2) % p.heads == 0, "attention: ", p.heads,
             " heads do not divide q ", q.desc(), " / v ", v.desc());
   A2F_CHECK(k.dim(0) == q.dim(0) && v.dim(0) == q.dim(0) && k.dim(2) == q.dim(2) && v.dim(1) == k.dim(1) &&

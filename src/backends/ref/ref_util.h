@@ -16,7 +16,8 @@ void check_float(const Tensor& t, const char* op, const char* arg);
 int norm_dim(int dim, int ndim, const char* op);
 
 // Argument checks shared by every backend's version of an op; they throw a2f::Error naming the op and shapes.
-Shape conv2d_check(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p);  // -> out shape
+Shape conv2d_check(const Tensor& x, const Tensor& w, const Tensor& bias,
+                   const Conv2dParams& p);  // -> out shape
 void linear_check(const Tensor& x, const Tensor& w, const Tensor& bias);
 Shape matmul_check(const Tensor& a, const Tensor& b, bool trans_b);  // -> out shape
 void attention_check(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p);

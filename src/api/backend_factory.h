@@ -1,0 +1,14 @@
+// Backend selection for the public API (the api layer is the one that knows every backend).
+#pragma once
+#include <memory>
+#include <string>
+
+#include "core/backend.h"
+
+namespace a2f {
+
+// "cpu" (oneDNN + own kernels), "ref" (scalar reference), "cuda" (when built with -DA2F_CUDA=ON).
+// Sets the CPU thread count when threads > 0. Throws a2f::Error for an unknown or unavailable backend.
+std::unique_ptr<Backend> make_backend(const std::string& name, int threads);
+
+}  // namespace a2f
