@@ -42,12 +42,10 @@ std::vector<int64_t> expand_layers(const ConfigReader& r, const std::string& key
 
 }  // namespace
 
-UNet2DConditionConfig UNet2DConditionConfig::from_reader(const ConfigReader& r, Kind kind) {
+UNet2DConditionConfig UNet2DConditionConfig::from_reader(const ConfigReader& r) {
   UNet2DConditionConfig c;
-  const bool unet = kind == Kind::UNet;
-  const char* want_cls = unet ? "UNet2DConditionModel" : "ControlNetModel";
-  const std::string cls = r.get_string("_class_name", want_cls);
-  if (cls != want_cls) r.unsupported("_class_name", cat("expected ", want_cls));
+  const std::string cls = r.get_string("_class_name", "UNet2DConditionModel");
+  if (cls != "UNet2DConditionModel") r.unsupported("_class_name", "expected UNet2DConditionModel");
   c.in_channels = r.get_int("in_channels", 4);
   c.out_channels = r.get_int("out_channels", 4);
   c.center_input_sample = r.get_bool("center_input_sample", false);
@@ -56,10 +54,9 @@ UNet2DConditionConfig UNet2DConditionConfig::from_reader(const ConfigReader& r, 
   c.down_block_types = r.get_string_list(
       "down_block_types", std::vector<std::string>{"CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
                                                    "CrossAttnDownBlock2D", "DownBlock2D"});
-  if (unet)
-    c.up_block_types = r.get_string_list(
-        "up_block_types", std::vector<std::string>{"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D",
-                                                   "CrossAttnUpBlock2D"});
+  c.up_block_types = r.get_string_list(
+      "up_block_types", std::vector<std::string>{"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D",
+                                                 "CrossAttnUpBlock2D"});
   const auto& j = r.json();
   if (j.contains("mid_block_type") && j["mid_block_type"].is_null())
     c.mid_block_type = "";
@@ -68,7 +65,7 @@ UNet2DConditionConfig UNet2DConditionConfig::from_reader(const ConfigReader& r, 
   c.block_out_channels = r.get_int_list("block_out_channels", std::vector<int64_t>{320, 640, 1280, 1280});
   const size_t n = c.down_block_types.size();
   if (n == 0) r.unsupported("down_block_types", "at least one block is needed");
-  if (unet && c.up_block_types.size() != n)
+  if (c.up_block_types.size() != n)
     r.unsupported("up_block_types", cat("must have as many entries as down_block_types (", n, ")"));
   if (c.block_out_channels.size() != n)
     r.unsupported("block_out_channels", cat("must have as many entries as down_block_types (", n, ")"));
@@ -99,13 +96,10 @@ UNet2DConditionConfig UNet2DConditionConfig::from_reader(const ConfigReader& r, 
   c.norm_eps = r.get_float("norm_eps", 1e-5);
   c.cross_attention_dim = r.get_int_or_list("cross_attention_dim", n, 1280);
 
-  // Heads: `num_attention_heads or attention_head_dim`; UNet2DConditionModel (0.29) raises on
-  // num_attention_heads, ControlNetModel accepts it.
-  if (unet)
-    r.require_null("num_attention_heads",
-                   "diffusers 0.29 rejects it too; SD configs give heads as attention_head_dim");
-  c.num_attention_heads = r.has("num_attention_heads") ? r.get_int_or_list("num_attention_heads", n, 8)
-                                                       : r.get_int_or_list("attention_head_dim", n, 8);
+  // Heads: diffusers raises on num_attention_heads, then uses `num_attention_heads or attention_head_dim`.
+  r.require_null("num_attention_heads",
+                 "diffusers 0.29 rejects it too; SD configs give heads as attention_head_dim");
+  c.num_attention_heads = r.get_int_or_list("attention_head_dim", n, 8);
 
   // transformer_layers_per_block (+ reverse_transformer_layers_per_block), expanded per layer.
   const auto down_entries = per_block_entries(r, "transformer_layers_per_block", n);
@@ -115,9 +109,7 @@ UNet2DConditionConfig UNet2DConditionConfig::from_reader(const ConfigReader& r, 
   const bool down_has_lists =
       std::any_of(down_entries.begin(), down_entries.end(), [](auto& e) { return e.is_array(); });
   std::vector<nlohmann::json> up_entries;
-  if (!unet) {
-    // ControlNetModel has no up blocks.
-  } else if (r.has("reverse_transformer_layers_per_block")) {
+  if (r.has("reverse_transformer_layers_per_block")) {
     up_entries = per_block_entries(r, "reverse_transformer_layers_per_block", n);
   } else {
     if (down_has_lists)
@@ -125,7 +117,7 @@ UNet2DConditionConfig UNet2DConditionConfig::from_reader(const ConfigReader& r, 
                     "per-layer lists need reverse_transformer_layers_per_block (as diffusers requires)");
     up_entries.assign(down_entries.rbegin(), down_entries.rend());
   }
-  for (size_t i = 0; i < up_entries.size(); ++i)
+  for (size_t i = 0; i < n; ++i)
     c.reverse_transformer_layers_per_block.push_back(
         expand_layers(r,
                       r.has("reverse_transformer_layers_per_block") ? "reverse_transformer_layers_per_block"

@@ -53,12 +53,8 @@ struct UNet2DConditionConfig {
   int64_t conv_in_kernel = 3;
   int64_t conv_out_kernel = 3;
 
-  // diffusers' defaults for absent keys; unsupported values throw naming the key and value. Kind::ControlNet
-  // reads a ControlNetModel config.json the same way for the parts it shares with the UNet (conv_in, time
-  // embedding, down and mid blocks; up_block_types are not read, num_attention_heads is allowed as
-  // ControlNetModel allows it); its own keys (conditioning_channels, ...) are left to the caller.
-  enum class Kind { UNet, ControlNet };
-  static UNet2DConditionConfig from_reader(const ConfigReader& r, Kind kind = Kind::UNet);
+  // diffusers' defaults for absent keys; unsupported values throw naming the key and value.
+  static UNet2DConditionConfig from_reader(const ConfigReader& r);
 
   int64_t time_embed_dim() const {
     return time_embedding_dim > 0 ? time_embedding_dim : block_out_channels[0] * 4;

@@ -181,29 +181,6 @@ TEST(UNet, UnsupportedConfigValuesNameKeyAndValue) {
                    {"reverse_transformer_layers_per_block"});
 }
 
-// A ControlNetModel config reads into the same down / mid block options as the UNet it was made from.
-TEST(UNet, ControlNetConfigSharesDownAndMidBlockOptions) {
-  auto cn = UNet2DConditionConfig::from_reader(ConfigReader::load(fixture("models/controlnet/config.json")),
-                                               UNet2DConditionConfig::Kind::ControlNet);
-  const auto& un = unet().config();
-  EXPECT_TRUE(cn.up_block_types.empty());
-  for (size_t i = 0; i < 2; ++i) {
-    auto a = cn.down_block_options(i), b = un.down_block_options(i);
-    EXPECT_EQ(a.in_channels, b.in_channels);
-    EXPECT_EQ(a.out_channels, b.out_channels);
-    EXPECT_EQ(a.cross_attention, b.cross_attention);
-    EXPECT_EQ(a.num_attention_heads, b.num_attention_heads);
-    EXPECT_EQ(a.transformer_layers, b.transformer_layers);
-    EXPECT_EQ(a.add_sample, b.add_sample);
-  }
-  EXPECT_EQ(cn.mid_block_options().num_attention_heads, un.mid_block_options().num_attention_heads);
-  expect_error(
-      [] {
-        UNet2DConditionConfig::from_reader(ConfigReader::load(fixture("models/controlnet/config.json")));
-      },
-      {"_class_name", "ControlNetModel", "expected UNet2DConditionModel"});
-}
-
 TEST(UNet, LcmStyleTimeCondProjNeedsItsWeights) {
   // time_cond_proj_dim is supported (LCM-distilled UNets); the fixture file has no cond_proj, so the load
   // must fail naming the tensor.
