@@ -34,8 +34,9 @@ std::filesystem::path models_dir() {
   return std::filesystem::path(buf).parent_path().parent_path() / "face_full_width";
 }
 
-// The face fixture photo s01 (tests/fixtures/face/images, found from the build folder) or $A2F_FACE_IMAGE; the
-// full-width detector is calibrated to find a handful of faces on the fixture photos, as a trained one would.
+// The face fixture photo s01 (tests/fixtures/face/images, found from the build folder) or $A2F_FACE_IMAGE;
+// the full-width detector is calibrated to find a handful of faces on the fixture photos, as a trained one
+// would.
 a2f::Image8 test_photo() {
   std::filesystem::path p;
   if (const char* e = std::getenv("A2F_FACE_IMAGE")) {
@@ -44,7 +45,8 @@ a2f::Image8 test_photo() {
     char buf[4096];
     const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
     buf[n > 0 ? n : 0] = 0;
-    p = std::filesystem::path(buf).parent_path().parent_path().parent_path() / "tests/fixtures/face/images/s01_640x480.jpg";
+    p = std::filesystem::path(buf).parent_path().parent_path().parent_path() /
+        "tests/fixtures/face/images/s01_640x480.jpg";
   }
   a2f::Image8 img = a2f::image_read(p);
   a2f::image_swap_rb(img);
@@ -61,7 +63,8 @@ a2f::Image8 test_image(int w, int h) {
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x)
       for (int c = 0; c < 3; ++c)
-        img.pixels[(size_t(y) * w + x) * 3 + c] = static_cast<uint8_t>((x * (c + 1) + y * 2 + rng() % 16) & 255);
+        img.pixels[(size_t(y) * w + x) * 3 + c] =
+            static_cast<uint8_t>((x * (c + 1) + y * 2 + rng() % 16) & 255);
   return img;
 }
 
@@ -111,7 +114,8 @@ void BM_FaceEmbed112(benchmark::State& state) {
   if (!f.fa) return state.SkipWithError(f.error.c_str());
   set_threads(state);
   const a2f::Image8 img = test_image(640, 480);
-  const std::array<std::array<float, 2>, 5> kps = {{{250, 200}, {330, 198}, {290, 245}, {258, 290}, {322, 288}}};
+  const std::array<std::array<float, 2>, 5> kps = {
+      {{250, 200}, {330, 198}, {290, 245}, {258, 290}, {322, 288}}};
   f.fa->recognizer().embed_aligned(a2f::face::norm_crop(img, kps));
   for (auto _ : state) {
     const a2f::Image8 crop = a2f::face::norm_crop(img, kps);

@@ -11,7 +11,10 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev libomp-dev
   python3 python3-numpy python3-torch python3-onnx libopenblas0-pthread
+  chromium nodejs
 )
+# npm: Debian's package, unless a nodejs that bundles npm (e.g. NodeSource's, which conflicts with it) is there.
+if ! command -v npm > /dev/null; then PKGS+=(npm); fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -42,6 +42,25 @@ def load_safetensors(path):
     return out
 
 
+def save_safetensors(path, sd):
+    """{name: torch.Tensor (f32)} -> safetensors file (sorted names, as the safetensors package writes them)."""
+    header, blobs, off = {}, [], 0
+    for name in sorted(sd):
+        a = sd[name].detach().contiguous().numpy().astype(np.float32)
+        b = a.tobytes()
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    header["__metadata__"] = {"format": "pt"}
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
 def rename_legacy_attention(sd):
     """diffusers' _convert_deprecated_attention_blocks: query/key/value/proj_attn -> to_q/to_k/to_v/to_out.0."""
     m = {".query.": ".to_q.", ".key.": ".to_k.", ".value.": ".to_v.", ".proj_attn.": ".to_out.0."}
@@ -292,12 +311,12 @@ class DownBlock(nn.Module):
     """CrossAttnDownBlock2D (cross=True) / DownBlock2D / DownEncoderBlock2D (temb None)."""
 
     def __init__(self, in_ch, out_ch, temb, layers, groups, eps, add_down, pad, cross=False, heads=8, tlayers=1,
-                 cross_dim=None, linear_proj=False):
+                 cross_dim=None, linear_proj=False, only_cross=False):
         super().__init__()
         self.resnets = nn.ModuleList(
             [ResnetBlock2D(in_ch if i == 0 else out_ch, out_ch, temb, groups, eps) for i in range(layers)])
         self.attentions = nn.ModuleList(
-            [Transformer2DModel(heads, out_ch // heads, out_ch, tlayers, cross_dim, groups, linear_proj)
+            [Transformer2DModel(heads, out_ch // heads, out_ch, tlayers, cross_dim, groups, linear_proj, only_cross)
              for _ in range(layers)]) if cross else None
         self.downsamplers = nn.ModuleList([Downsample2D(out_ch, pad)]) if add_down else None
 
@@ -318,7 +337,7 @@ class UpBlock(nn.Module):
     """CrossAttnUpBlock2D (cross=True) / UpBlock2D."""
 
     def __init__(self, in_ch, prev_ch, out_ch, temb, layers, groups, eps, add_up, cross=False, heads=8, tlayers=1,
-                 cross_dim=None, linear_proj=False):
+                 cross_dim=None, linear_proj=False, only_cross=False):
         super().__init__()
         rs = []
         for i in range(layers):
@@ -327,7 +346,7 @@ class UpBlock(nn.Module):
             rs.append(ResnetBlock2D(rin + skip, out_ch, temb, groups, eps))
         self.resnets = nn.ModuleList(rs)
         self.attentions = nn.ModuleList(
-            [Transformer2DModel(heads, out_ch // heads, out_ch, tlayers, cross_dim, groups, linear_proj)
+            [Transformer2DModel(heads, out_ch // heads, out_ch, tlayers, cross_dim, groups, linear_proj, only_cross)
              for _ in range(layers)]) if cross else None
         self.upsamplers = nn.ModuleList([Upsample2D(out_ch)]) if add_up else None
 
@@ -375,6 +394,8 @@ class UNet2DConditionModel(nn.Module):
         tl = tl if isinstance(tl, list) else [tl] * n
         groups, eps = cfg.get("norm_num_groups", 32), cfg.get("norm_eps", 1e-5)
         lin = cfg.get("use_linear_projection", False)
+        oca = cfg.get("only_cross_attention", False)
+        oca = oca if isinstance(oca, list) else [oca] * n
         self.flip = cfg.get("flip_sin_to_cos", True)
         self.shift = cfg.get("freq_shift", 0)
         self.boc0 = boc[0]
@@ -387,18 +408,18 @@ class UNet2DConditionModel(nn.Module):
             inp, out = out, boc[i]
             self.down_blocks.append(DownBlock(inp, out, ted, lpb[i], groups, eps, i < n - 1,
                                               cfg.get("downsample_padding", 1), t == "CrossAttnDownBlock2D",
-                                              heads[i], tl[i], cross[i], lin))
+                                              heads[i], tl[i], cross[i], lin, oca[i]))
         self.mid_block = MidBlockCrossAttn(boc[-1], ted, groups, eps, heads[-1], cross[-1], tl[-1],
                                            cfg.get("mid_block_scale_factor", 1), lin)
         self.num_upsamplers = n - 1
-        rb, rh, rl, rc, rt = boc[::-1], heads[::-1], lpb[::-1], cross[::-1], tl[::-1]
+        rb, rh, rl, rc, rt, ro = boc[::-1], heads[::-1], lpb[::-1], cross[::-1], tl[::-1], oca[::-1]
         self.up_blocks = nn.ModuleList()
         out = rb[0]
         for i, t in enumerate(cfg["up_block_types"]):
             prev, out = out, rb[i]
             inp = rb[min(i + 1, n - 1)]
             self.up_blocks.append(UpBlock(inp, prev, out, ted, rl[i] + 1, groups, eps, i < n - 1,
-                                          t == "CrossAttnUpBlock2D", rh[i], rt[i], rc[i], lin))
+                                          t == "CrossAttnUpBlock2D", rh[i], rt[i], rc[i], lin, ro[i]))
         self.conv_norm_out = nn.GroupNorm(num_channels=boc[0], num_groups=groups, eps=eps)
         self.conv_act = nn.SiLU()
         self.conv_out = nn.Conv2d(boc[0], cfg.get("out_channels", 4), 3, padding=1)

@@ -123,7 +123,8 @@ void run_embed(const EmbedArgs& a) {
   const std::string error = !main.error.empty() ? main.error : mix.error;
 
   std::vector<float> emb = main.identity.embedding;
-  if (error.empty() && !a.mix_images.empty()) emb = arc2face::mix_identities(emb, mix.identity.embedding, a.mix_weight);
+  if (error.empty() && !a.mix_images.empty())
+    emb = arc2face::mix_identities(emb, mix.identity.embedding, a.mix_weight);
 
   if (a.json) {
     nlohmann::ordered_json j;
@@ -163,9 +164,11 @@ void run_embed(const EmbedArgs& a) {
 }  // namespace
 
 void register_embed(CLI::App& app) {
-  auto* cmd = app.add_subcommand("embed", "Compute the Arc2Face identity vector (ArcFace embedding) of photos");
+  auto* cmd =
+      app.add_subcommand("embed", "Compute the Arc2Face identity vector (ArcFace embedding) of photos");
   auto a = std::make_shared<EmbedArgs>();
-  cmd->add_option("--image,-i", a->images, "a photo (JPEG, PNG, WebP); repeat for several photos of one person")
+  cmd->add_option("--image,-i", a->images,
+                  "a photo (JPEG, PNG, WebP); repeat for several photos of one person")
       ->required();
   cmd->add_option("--antelope", a->antelope,
                   "folder with scrfd_10g_bnkps.onnx (or det_10g.onnx) and Arc2Face's arcface.onnx")
@@ -174,7 +177,8 @@ void register_embed(CLI::App& app) {
   cmd->add_option("--recognizer", a->recognizer, "recognizer .onnx (overrides the folder)");
   cmd->add_option("--out,-o", a->out, "output .npy: float32 [512], unit length")->required();
   cmd->add_flag("--json", a->json, "print the detections and the choice per image as JSON on stdout");
-  cmd->add_option("--dump", a->dump, "write det_blob.npy, aligned.npy, raw_embedding.npy into DIR/<image stem>/");
+  cmd->add_option("--dump", a->dump,
+                  "write det_blob.npy, aligned.npy, raw_embedding.npy into DIR/<image stem>/");
   cmd->add_option("--combine", a->combine, "how several photos are combined: mean, median or trimmed-mean")
       ->capture_default_str();
   cmd->add_option("--trim", a->trim, "trimmed mean: fraction cut at each end")->capture_default_str();
@@ -184,7 +188,8 @@ void register_embed(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--skip-no-face", a->skip_no_face, "ignore photos without a face instead of failing");
   cmd->add_option("--mix-image", a->mix_images, "photo(s) of a second identity to mix in");
-  cmd->add_option("--mix-weight", a->mix_weight, "weight of the second identity (0..1)")->capture_default_str();
+  cmd->add_option("--mix-weight", a->mix_weight, "weight of the second identity (0..1)")
+      ->capture_default_str();
   cmd->add_option("--backend", a->backend, "cpu or ref")->capture_default_str();
   cmd->add_option("--threads", a->threads, "worker threads (0: all cores)")->capture_default_str();
   cmd->add_option("--det-size", a->det_size, "detector input size")->capture_default_str();

@@ -2,10 +2,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <unistd.h>
 
 #include "arc2face/arc2face.h"
+#include "arc2face/eval.h"
 #include "arc2face/face.h"
 #include "arc2face/hub.h"
 #include "commands.h"
@@ -52,14 +54,18 @@ class ProgressBar {
 };
 
 // The identity: a saved embedding, or the photos (detected, aligned and embedded as insightface does).
-std::vector<float> identity_of(const GenerateArgs& a, const arc2face::ModelPaths& paths) {
-  if (!a.id_embedding.empty()) return arc2face::read_embedding_npy(a.id_embedding);
+std::unique_ptr<arc2face::FaceAnalyzer> make_analyzer(const GenerateArgs& a, const arc2face::ModelPaths& paths) {
   arc2face::FaceAnalyzerOptions fo;
   fo.detector_path = paths.detector_onnx;
   fo.recognizer_path = paths.arcface_onnx;
   fo.backend = a.device == "ref" ? "ref" : "cpu";
   fo.threads = a.threads;
-  auto analyzer = arc2face::FaceAnalyzer::create(fo);
+  return arc2face::FaceAnalyzer::create(fo);
+}
+
+std::vector<float> identity_of(const GenerateArgs& a, const arc2face::ModelPaths& paths) {
+  if (!a.id_embedding.empty()) return arc2face::read_embedding_npy(a.id_embedding);
+  auto analyzer = make_analyzer(a, paths);
   arc2face::IdentityOptions io;
   io.method = arc2face::parse_combine_method(a.combine);
   arc2face::Identity id = arc2face::identity_from_images(*analyzer, a.images, io);
@@ -69,7 +75,57 @@ std::vector<float> identity_of(const GenerateArgs& a, const arc2face::ModelPaths
   return id.embedding;
 }
 
-void run_generate(const GenerateArgs& a) {
+// --- ID-similarity scoring: --score prints each image's ID similarity and writes it into the PNG text;
+// --best-of K generates K candidates per requested image (image i, candidate c: seed + i*K + c, each from its
+// own generator) and keeps the most similar. Both need the face models (--antelope).
+struct ScoreArgs {
+  bool score = false;
+  int best_of = 1;
+  bool active() const { return score || best_of > 1; }
+};
+
+// r.seed is resolved here when random (and left at the base seed for the final message).
+std::vector<arc2face::GeneratedImage> generate_scored(arc2face::Pipeline& pipe, arc2face::GenerateRequest& r,
+                                                      const ScoreArgs& s, const arc2face::ProgressFn& progress,
+                                                      arc2face::FaceAnalyzer& face) {
+  arc2face::FaceAnalyzer* fa = &face;
+  const int k = s.best_of, n = r.num_images;
+  if (r.seed < 0) r.seed = static_cast<int64_t>(std::random_device{}() & 0x7fffffffu);
+  const int64_t base = r.seed;
+  if (k > 1) {
+    if (!r.latents.empty()) throw arc2face::Error("--best-of and --latents cannot be combined");
+    r.num_images = k;
+    r.per_image_seeds = true;
+  }
+  std::vector<arc2face::GeneratedImage> out;
+  for (int i = 0; i < (k > 1 ? n : 1); ++i) {
+    if (k > 1) r.seed = base + int64_t(i) * k;
+    std::vector<arc2face::GeneratedImage> cand = pipe.generate(r, progress);
+    std::vector<arc2face::ImageScore> sc;
+    for (const auto& c : cand) sc.push_back(arc2face::score_image(*fa, r.id_embedding, c));
+    for (size_t j = 0; j < cand.size(); ++j) {
+      if (k > 1) std::fprintf(stderr, "image %d candidate %zu (seed %lld): ", i, j, (long long)cand[j].seed);
+      else std::fprintf(stderr, "image %d (seed %lld): ", cand[j].index, (long long)cand[j].seed);
+      if (sc[j].detected) std::fprintf(stderr, "ID similarity %.4f\n", sc[j].similarity);
+      else std::fprintf(stderr, "no face found\n");
+    }
+    const std::vector<size_t> keep = k > 1 ? arc2face::best_of(sc, k) : std::vector<size_t>{};
+    for (size_t j = 0; j < cand.size(); ++j) {
+      if (k > 1 && j != keep[0]) continue;
+      arc2face::GeneratedImage img = std::move(cand[j]);
+      if (k > 1) {
+        img.index = i;
+        img.parameters += ", Best of: " + std::to_string(k);
+      }
+      img.parameters = arc2face::parameters_with_score(img.parameters, sc[j]);
+      out.push_back(std::move(img));
+    }
+  }
+  r.seed = base;
+  return out;
+}
+
+void run_generate(const GenerateArgs& a, const ScoreArgs& s) {
   if (a.id_embedding.empty() == a.images.empty())
     throw arc2face::Error("give either --id-embedding EMB.npy or --image PHOTO (one or more)");
   arc2face::ModelSearchOptions search;
@@ -77,7 +133,7 @@ void run_generate(const GenerateArgs& a) {
   search.base_dir = a.base;
   search.antelope_dir = a.antelope;
   arc2face::ModelJob job;
-  job.from_photo = !a.images.empty();
+  job.from_photo = !a.images.empty() || s.active();  // scoring needs the face models too
   const arc2face::ModelPaths paths =
       arc2face::require_models(search, job, a.download, arc2face::stderr_download_progress());
   arc2face::PipelineOptions o;
@@ -103,7 +159,9 @@ void run_generate(const GenerateArgs& a) {
   if (!a.latents.empty()) r.latents = arc2face::read_float_npy(a.latents);
   auto pipe = arc2face::Pipeline::create(o);
   ProgressBar bar(!a.quiet);
-  auto images = pipe->generate(r, [&](const arc2face::Progress& p) { return bar(p); });
+  const arc2face::ProgressFn progress = [&](const arc2face::Progress& p) { return bar(p); };
+  std::unique_ptr<arc2face::FaceAnalyzer> scorer = s.active() ? make_analyzer(a, paths) : nullptr;
+  auto images = s.active() ? generate_scored(*pipe, r, s, progress, *scorer) : pipe->generate(r, progress);
   std::error_code ec;
   fs::create_directories(a.out, ec);
   if (ec) throw arc2face::Error("cannot create the output folder " + a.out + ": " + ec.message());
@@ -113,8 +171,9 @@ void run_generate(const GenerateArgs& a) {
     arc2face::write_png(path, img);
     std::printf("%s\n", path.c_str());
   }
-  std::fprintf(stderr, "seed %lld (repeat with --seed %lld)\n", static_cast<long long>(images.at(0).seed),
-               static_cast<long long>(images.at(0).seed));
+  const int64_t first_seed = s.best_of > 1 ? r.seed : images.at(0).seed;  // best-of: the base seed
+  std::fprintf(stderr, "seed %lld (repeat with --seed %lld)\n", static_cast<long long>(first_seed),
+               static_cast<long long>(first_seed));
 }
 
 }  // namespace
@@ -148,7 +207,12 @@ void register_generate(CLI::App& app) {
   c->add_option("--dtype", a->dtype, "compute dtype of the weights: fp32 | bf16");
   c->add_option("--device", a->device, "cpu | ref | cuda");
   c->add_flag("-q,--quiet", a->quiet, "no progress output");
-  c->callback([a] { run_generate(*a); });
+  // ID similarity (see ScoreArgs)
+  auto s = std::make_shared<ScoreArgs>();
+  c->add_flag("--score", s->score, "print each image's ID similarity and write it into the PNG text");
+  c->add_option("--best-of", s->best_of, "generate K candidates per image, keep the most similar (implies --score)")
+      ->check(CLI::Range(1, 64));
+  c->callback([a, s] { run_generate(*a, *s); });
 }
 
 }  // namespace a2f_cli

@@ -11,5 +11,8 @@ void register_download(CLI::App& app);
 void register_doctor(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_embed(CLI::App& app);
+void register_serve(CLI::App& app);
+void register_eval(CLI::App& app);
+void register_dataset(CLI::App& app);
 
 }  // namespace a2f_cli

@@ -14,6 +14,9 @@ int main(int argc, char** argv) {
   a2f_cli::register_doctor(app);
   a2f_cli::register_generate(app);
   a2f_cli::register_embed(app);
+  a2f_cli::register_serve(app);
+  a2f_cli::register_eval(app);
+  a2f_cli::register_dataset(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -54,6 +54,10 @@ using ProgressFn = std::function<bool(const Progress&)>;
 
 struct GenerateRequest {
   std::vector<float> id_embedding;  // [512], L2-normalised by the pipeline like the reference does
+  // Optional, instead of id_embedding: one identity per image, num_images x 512 values (row i conditions image
+  // i), so several identities share one UNet batch. With per_image_seeds, image i depends only on its row and
+  // seed + i: the rows do not interact (checked bit-exact on the cpu backend; see docs/dataset.md).
+  std::vector<float> id_embeddings;
   int num_images = 1;
   int steps = 25;
   float guidance = 3.0f;             // classifier-free guidance; <= 1 runs no unconditional batch

@@ -30,7 +30,7 @@ struct FaceAnalyzerOptions {
   std::string antelope_dir;     // folder with scrfd_10g_bnkps.onnx or det_10g.onnx, and arcface.onnx
   std::string detector_path;    // explicit files override the folder
   std::string recognizer_path;  // (glintr100.onnx is never picked up in place of arcface.onnx)
-  std::string backend = "cpu";  // "cpu" or "ref"
+  std::string backend = "cpu";  // "cpu" or "ref" ("cuda": not yet)
   int threads = 0;              // 0: all cores
   int det_size = 640;           // detector input (insightface det_size)
   float det_thresh = 0.5f;
@@ -39,16 +39,16 @@ struct FaceAnalyzerOptions {
 };
 
 struct DetectedFace {
-  std::array<float, 4> bbox{};                     // x1, y1, x2, y2 in image pixels
+  std::array<float, 4> bbox{};  // x1, y1, x2, y2 in image pixels
   float score = 0.0f;
-  std::array<std::array<float, 2>, 5> kps{};       // left eye, right eye, nose, mouth left, mouth right
+  std::array<std::array<float, 2>, 5> kps{};  // left eye, right eye, nose, mouth left, mouth right
 };
 
 struct FaceResult {
-  std::string source;             // file path (or "" for pixels passed in)
-  int width = 0, height = 0;      // decoded image size
-  std::vector<DetectedFace> faces;  // insightface order: descending score after NMS
-  int chosen = -1;                // the face Arc2Face uses (largest box); -1 when no face was found
+  std::string source;                // file path (or "" for pixels passed in)
+  int width = 0, height = 0;         // decoded image size
+  std::vector<DetectedFace> faces;   // insightface order: descending score after NMS
+  int chosen = -1;                   // the face Arc2Face uses (largest box); -1 when no face was found
   std::vector<uint8_t> aligned_bgr;  // [112, 112, 3] BGR crop of the chosen face (insightface's norm_crop)
   std::vector<float> raw_embedding;  // [512] recognizer output
   std::vector<float> embedding;      // [512] raw / ||raw||
@@ -68,7 +68,8 @@ class FaceAnalyzer {
   // photo without a face is not an error here (chosen == -1).
   virtual FaceResult analyze_file(const std::string& path, const AnalyzeOptions& opt = {}) = 0;
   // 8-bit RGB pixels, height * width * 3, row-major.
-  virtual FaceResult analyze_rgb(const uint8_t* rgb, int width, int height, const AnalyzeOptions& opt = {}) = 0;
+  virtual FaceResult analyze_rgb(const uint8_t* rgb, int width, int height,
+                                 const AnalyzeOptions& opt = {}) = 0;
   virtual std::string detector_path() const = 0;
   virtual std::string recognizer_path() const = 0;
 };
@@ -81,24 +82,25 @@ CombineMethod parse_combine_method(const std::string& s);  // "mean" | "median" 
 
 struct IdentityOptions {
   CombineMethod method = CombineMethod::Mean;
-  double trim = 0.2;                // trimmed mean: fraction cut at each end, per dimension
-  bool drop_outliers = true;        // with 3+ photos: drop photos far from the rest
-  double outlier_min_cosine = 0.3;  // ... whose cosine to the mean of the others is below this
+  double trim = 0.2;                      // trimmed mean: fraction cut at each end, per dimension
+  bool drop_outliers = true;              // with 3+ photos: drop photos far from the rest
+  double outlier_min_cosine = 0.3;        // ... whose cosine to the mean of the others is below this
   bool skip_images_without_face = false;  // false: a photo without a face is an error
 };
 
 struct Identity {
-  std::vector<float> embedding;           // [512], unit length
-  std::vector<FaceResult> images;         // one per path, in order
-  std::vector<int> used, dropped;         // indices into `images` (images without a face are neither)
-  std::vector<double> cosine_to_rest;     // per image: cosine to the normalised mean of the other faces
+  std::vector<float> embedding;        // [512], unit length
+  std::vector<FaceResult> images;      // one per path, in order
+  std::vector<int> used, dropped;      // indices into `images` (images without a face are neither)
+  std::vector<double> cosine_to_rest;  // per image: cosine to the normalised mean of the other faces
 };
 
 // One identity from the normalised embeddings of several photos: combined (mean / median / trimmed mean,
 // outliers dropped) and renormalised. One photo gives its own normalised embedding.
 Identity identity_from_images(FaceAnalyzer& analyzer, const std::vector<std::string>& paths,
                               const IdentityOptions& opt = {}, const AnalyzeOptions& analyze = {});
-Identity combine_embeddings(const std::vector<std::vector<float>>& embeddings, const IdentityOptions& opt = {});
+Identity combine_embeddings(const std::vector<std::vector<float>>& embeddings,
+                            const IdentityOptions& opt = {});
 // normalize((1 - weight) * a + weight * b): weight 0 gives a, 1 gives b.
 std::vector<float> mix_identities(const std::vector<float>& a, const std::vector<float>& b, double weight);
 

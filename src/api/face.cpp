@@ -6,10 +6,8 @@
 #include <filesystem>
 #include <mutex>
 
-#include "backends/cpu/cpu_backend.h"
-#include "backends/ref/ref_backend.h"
+#include "api/backend_factory.h"
 #include "core/error.h"
-#include "core/parallel.h"
 #include "io/image.h"
 #include "io/npy.h"
 #include "pipeline/face/analysis.h"
@@ -18,12 +16,6 @@
 namespace arc2face {
 
 namespace {
-
-std::unique_ptr<a2f::Backend> make_face_backend(const std::string& name) {
-  if (name == "cpu") return a2f::make_cpu_backend();
-  if (name == "ref") return a2f::make_ref_backend();
-  a2f::fail("backend '", name, "' is not available for face analysis (use cpu or ref)");
-}
 
 FaceResult to_result(const a2f::face::Analysis& a, const std::string& source) {
   FaceResult r;
@@ -56,8 +48,7 @@ class FaceAnalyzerImpl final : public FaceAnalyzer {
               " must be a multiple of 32 between 64 and 4096");
     A2F_CHECK(o.det_thresh > 0.0f && o.det_thresh < 1.0f, "det_thresh ", o.det_thresh, " must be in (0, 1)");
     A2F_CHECK(o.max_image_pixels > 0, "max_image_pixels must be positive");
-    if (o.threads > 0) a2f::set_num_threads(o.threads);
-    backend_ = make_face_backend(o.backend);
+    backend_ = a2f::make_backend(o.backend, o.threads);
     a2f::face::AnalysisOptions ao;
     ao.antelope_dir = o.antelope_dir;
     ao.detector = o.detector_path;
@@ -145,17 +136,21 @@ std::unique_ptr<FaceAnalyzer> FaceAnalyzer::create(const FaceAnalyzerOptions& op
 }
 
 std::string no_face_message(const std::string& source) {
-  return a2f::cat("no face found in ", source.empty() ? std::string("the image") : a2f::cat("'", source, "'"),
-                  ". The face detector needs some margin around the face: use a photo that shows the whole head "
-                  "with some background around it (tight crops often fail), or a larger, sharper photo");
+  return a2f::cat(
+      "no face found in ", source.empty() ? std::string("the image") : a2f::cat("'", source, "'"),
+      ". The face detector needs some margin around the face: use a photo that shows the whole head "
+      "with some background around it (tight crops often fail), or a larger, sharper photo");
 }
 
 CombineMethod parse_combine_method(const std::string& s) {
   return wrap([&] {
     switch (a2f::face::combine_method_parse(s)) {
-      case a2f::face::CombineMethod::Median: return CombineMethod::Median;
-      case a2f::face::CombineMethod::TrimmedMean: return CombineMethod::TrimmedMean;
-      case a2f::face::CombineMethod::Mean: break;
+      case a2f::face::CombineMethod::Median:
+        return CombineMethod::Median;
+      case a2f::face::CombineMethod::TrimmedMean:
+        return CombineMethod::TrimmedMean;
+      case a2f::face::CombineMethod::Mean:
+        break;
     }
     return CombineMethod::Mean;
   });
@@ -218,7 +213,8 @@ void dump_face_result(const FaceResult& r, const std::string& dir) {
     A2F_CHECK(!ec, "cannot create the dump folder '", dir, "': ", ec.message());
     const std::filesystem::path d(dir);
     if (!r.det_blob.empty()) {
-      a2f::npy_write(d / "det_blob.npy", a2f::Tensor::from_data(r.det_blob_shape, r.det_blob));  // [1, 3, S, S]
+      a2f::npy_write(d / "det_blob.npy",
+                     a2f::Tensor::from_data(r.det_blob_shape, r.det_blob));  // [1, 3, S, S]
     }
     if (r.chosen >= 0) {
       const auto side = static_cast<int64_t>(std::lround(std::sqrt(double(r.aligned_bgr.size()) / 3.0)));

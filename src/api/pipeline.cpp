@@ -80,9 +80,18 @@ class PipelineImpl final : public Pipeline {
     A2F_CHECK(r.control_rgb.empty(), "this request has a ControlNet image; ControlNet is not implemented yet");
     A2F_CHECK(opts_.lcm_lora.empty() && opts_.controlnet_dir.empty(),
               "LCM-LoRA and ControlNet are not implemented yet");
-    A2F_CHECK(r.id_embedding.size() == 512, "an ID embedding has 512 values; got ", r.id_embedding.size());
     a2f::GenerationParams p;
-    p.id_embeddings = a2f::Tensor::from_data({1, 512}, r.id_embedding);
+    if (r.id_embeddings.empty()) {
+      A2F_CHECK(r.id_embedding.size() == 512, "an ID embedding has 512 values; got ", r.id_embedding.size());
+      p.id_embeddings = a2f::Tensor::from_data({1, 512}, r.id_embedding);
+    } else {
+      A2F_CHECK(r.num_images >= 1 && r.id_embeddings.size() == size_t(r.num_images) * 512, "id_embeddings: ",
+                r.num_images, " images need ", int64_t(r.num_images) * 512, " values (one 512-d row each); got ",
+                r.id_embeddings.size());
+      for (size_t i = 0; i < r.id_embeddings.size(); ++i)
+        A2F_CHECK(std::isfinite(r.id_embeddings[i]), "id_embeddings: value ", i, " is not finite");
+      p.id_embeddings = a2f::Tensor::from_data({r.num_images, 512}, r.id_embeddings);
+    }
     p.num_images = r.num_images;
     p.steps = r.steps;
     p.guidance = r.guidance;

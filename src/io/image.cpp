@@ -17,10 +17,14 @@ namespace a2f {
 
 const char* image_format_name(ImageFormat f) {
   switch (f) {
-    case ImageFormat::Jpeg: return "JPEG";
-    case ImageFormat::Png: return "PNG";
-    case ImageFormat::Webp: return "WebP";
-    case ImageFormat::Unknown: break;
+    case ImageFormat::Jpeg:
+      return "JPEG";
+    case ImageFormat::Png:
+      return "PNG";
+    case ImageFormat::Webp:
+      return "WebP";
+    case ImageFormat::Unknown:
+      break;
   }
   return "unknown";
 }
@@ -29,7 +33,8 @@ ImageFormat image_sniff(const void* data, size_t size) {
   const auto* p = static_cast<const uint8_t*>(data);
   if (size >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff) return ImageFormat::Jpeg;
   if (size >= 8 && std::memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0) return ImageFormat::Png;
-  if (size >= 12 && std::memcmp(p, "RIFF", 4) == 0 && std::memcmp(p + 8, "WEBP", 4) == 0) return ImageFormat::Webp;
+  if (size >= 12 && std::memcmp(p, "RIFF", 4) == 0 && std::memcmp(p + 8, "WEBP", 4) == 0)
+    return ImageFormat::Webp;
   return ImageFormat::Unknown;
 }
 
@@ -49,7 +54,9 @@ const char* other_format_name(const uint8_t* p, size_t size) {
   return nullptr;
 }
 
-uint16_t rd16(const uint8_t* p, bool le) { return le ? uint16_t(p[0] | (p[1] << 8)) : uint16_t((p[0] << 8) | p[1]); }
+uint16_t rd16(const uint8_t* p, bool le) {
+  return le ? uint16_t(p[0] | (p[1] << 8)) : uint16_t((p[0] << 8) | p[1]);
+}
 uint32_t rd32(const uint8_t* p, bool le) {
   return le ? (uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24))
             : ((uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]));
@@ -61,8 +68,8 @@ namespace image_detail {
 
 void check_dimensions(int64_t width, int64_t height, const std::string& what, const ImageReadOptions& opt) {
   A2F_CHECK(width > 0 && height > 0, "image ", what, " has an invalid size ", width, "x", height);
-  A2F_CHECK(width <= opt.max_side && height <= opt.max_side, "image ", what, " is too large: ", width, "x", height,
-            " exceeds the limit of ", opt.max_side, " pixels per side");
+  A2F_CHECK(width <= opt.max_side && height <= opt.max_side, "image ", what, " is too large: ", width, "x",
+            height, " exceeds the limit of ", opt.max_side, " pixels per side");
   A2F_CHECK(width * height <= opt.max_pixels, "image ", what, " is too large: ", width, "x", height, " = ",
             width * height, " pixels exceeds the limit of ", opt.max_pixels,
             " pixels (a guard against decompression bombs); downscale it first");
@@ -116,14 +123,34 @@ Image8 image_apply_orientation(const Image8& img, int orientation) {
     for (int x = 0; x < out.width; ++x) {
       int sx = x, sy = y;
       switch (orientation) {
-        case 2: sx = w - 1 - x; break;
-        case 3: sx = w - 1 - x; sy = h - 1 - y; break;
-        case 4: sy = h - 1 - y; break;
-        case 5: sx = y; sy = x; break;
-        case 6: sx = y; sy = h - 1 - x; break;
-        case 7: sx = w - 1 - y; sy = h - 1 - x; break;
-        case 8: sx = w - 1 - y; sy = x; break;
-        default: break;
+        case 2:
+          sx = w - 1 - x;
+          break;
+        case 3:
+          sx = w - 1 - x;
+          sy = h - 1 - y;
+          break;
+        case 4:
+          sy = h - 1 - y;
+          break;
+        case 5:
+          sx = y;
+          sy = x;
+          break;
+        case 6:
+          sx = y;
+          sy = h - 1 - x;
+          break;
+        case 7:
+          sx = w - 1 - y;
+          sy = h - 1 - x;
+          break;
+        case 8:
+          sx = w - 1 - y;
+          sy = x;
+          break;
+        default:
+          break;
       }
       std::memcpy(dst + static_cast<size_t>(x) * c, img.row(sy) + static_cast<size_t>(sx) * c, c);
     }
@@ -143,9 +170,15 @@ Image8 image_decode(const void* data, size_t size, const std::string& what, cons
   A2F_CHECK(size > 0, "image ", what, " is empty (0 bytes)");
   image_detail::Decoded d;
   switch (image_sniff(p, size)) {
-    case ImageFormat::Jpeg: d = image_detail::jpeg_decode(p, size, what, opt); break;
-    case ImageFormat::Png: d = image_detail::png_decode(p, size, what, opt); break;
-    case ImageFormat::Webp: d = image_detail::webp_decode(p, size, what, opt); break;
+    case ImageFormat::Jpeg:
+      d = image_detail::jpeg_decode(p, size, what, opt);
+      break;
+    case ImageFormat::Png:
+      d = image_detail::png_decode(p, size, what, opt);
+      break;
+    case ImageFormat::Webp:
+      d = image_detail::webp_decode(p, size, what, opt);
+      break;
     case ImageFormat::Unknown: {
       if (const char* other = other_format_name(p, size)) {
         fail("image ", what, " is in ", other, " format, which is not supported; convert it to PNG or JPEG");
@@ -153,7 +186,8 @@ Image8 image_decode(const void* data, size_t size, const std::string& what, cons
       fail(what, " is not an image in a supported format (JPEG, PNG or WebP)");
     }
   }
-  if (opt.apply_exif_orientation && d.orientation != 1) return image_apply_orientation(d.image, d.orientation);
+  if (opt.apply_exif_orientation && d.orientation != 1)
+    return image_apply_orientation(d.image, d.orientation);
   return std::move(d.image);
 }
 
@@ -181,7 +215,8 @@ namespace {
 std::atomic<uint64_t> g_tmp_counter{0};
 }
 
-void png_write(const std::filesystem::path& path, const uint8_t* rgb8, int width, int height, const PngText& text) {
+void png_write(const std::filesystem::path& path, const uint8_t* rgb8, int width, int height,
+               const PngText& text) {
   const std::vector<uint8_t> bytes = png_encode(rgb8, width, height, 3, text);
   const std::filesystem::path tmp =
       path.string() + ".tmp" + std::to_string(::getpid()) + "_" + std::to_string(g_tmp_counter++);
@@ -205,7 +240,8 @@ void png_write(const std::filesystem::path& path, const uint8_t* rgb8, int width
 
 void png_write(const std::filesystem::path& path, const Image8& img, const PngText& text) {
   A2F_CHECK(img.channels == 3, "png_write: ", img.channels, " channels (expected RGB)");
-  A2F_CHECK(img.pixels.size() == static_cast<size_t>(img.width) * img.height * 3, "png_write: pixel buffer size");
+  A2F_CHECK(img.pixels.size() == static_cast<size_t>(img.width) * img.height * 3,
+            "png_write: pixel buffer size");
   png_write(path, img.pixels.data(), img.width, img.height, text);
 }
 

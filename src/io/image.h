@@ -7,7 +7,8 @@
 // - PNG: 16-bit samples keep their high byte (Pillow's ";16B" unpacking); gray and gray+alpha replicated;
 //   palette expanded (tRNS ignored); alpha dropped without compositing. No gamma correction.
 // - WebP: still images only; alpha dropped.
-// - EXIF orientation (JPEG APP1, PNG eXIf, WebP EXIF) is applied when asked (like PIL.ImageOps.exif_transpose).
+// - EXIF orientation (JPEG APP1, PNG eXIf, WebP EXIF) is applied when asked (like
+// PIL.ImageOps.exif_transpose).
 //   Note: Arc2Face's own script does not apply it; the default here does, as its gradio demo does.
 // - Safety: a file size cap and a pixel-count cap (decompression bombs) are checked before any pixel is
 //   decoded; a truncated or corrupt file throws a2f::Error naming the file.
@@ -37,9 +38,9 @@ const char* image_format_name(ImageFormat f);
 ImageFormat image_sniff(const void* data, size_t size);
 
 struct ImageReadOptions {
-  int64_t max_pixels = 89'478'485;             // Pillow's MAX_IMAGE_PIXELS
-  int max_side = 65'535;                       // per dimension
-  uint64_t max_file_bytes = 256ull << 20;      // 256 MiB
+  int64_t max_pixels = 89'478'485;         // Pillow's MAX_IMAGE_PIXELS
+  int max_side = 65'535;                   // per dimension
+  uint64_t max_file_bytes = 256ull << 20;  // 256 MiB
   bool apply_exif_orientation = true;
 };
 
@@ -56,7 +57,8 @@ Image8 image_apply_orientation(const Image8& img, int orientation);
 // PNG encoding of 8-bit RGB (channels 3) or gray (1) or RGBA (4) pixels with optional text chunks (key,
 // value): tEXt when the value is Latin-1 representable, otherwise iTXt (UTF-8), as Pillow's PngInfo does.
 using PngText = std::vector<std::pair<std::string, std::string>>;
-std::vector<uint8_t> png_encode(const uint8_t* pixels, int width, int height, int channels, const PngText& text = {});
+std::vector<uint8_t> png_encode(const uint8_t* pixels, int width, int height, int channels,
+                                const PngText& text = {});
 // Writes atomically (temp file in the same folder, then rename). `rgb8` is height*width*3 bytes.
 void png_write(const std::filesystem::path& path, const uint8_t* rgb8, int width, int height,
                const PngText& text = {});

@@ -10,7 +10,7 @@
 namespace a2f::image_detail {
 
 struct Decoded {
-  Image8 image;     // RGB
+  Image8 image;  // RGB
   int orientation = 1;
 };
 

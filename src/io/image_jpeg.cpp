@@ -7,8 +7,8 @@
 #include <vector>
 
 // jpeglib.h needs size_t and FILE declared first.
-#include <jpeglib.h>
 #include <jerror.h>
+#include <jpeglib.h>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -128,7 +128,8 @@ Decoded jpeg_decode(const uint8_t* data, size_t size, const std::string& what, c
   Decoded out;
   const bool ok = decode_into(s, data, size, &what, &opt, &out);
   if (!ok) fail("cannot decode JPEG image ", what, ": ", s->message);
-  if (s->truncated) fail("JPEG image ", what, " is truncated (premature end of data); the file is incomplete");
+  if (s->truncated)
+    fail("JPEG image ", what, " is truncated (premature end of data); the file is incomplete");
   if (s->corrupt_warnings > 0) log_warn("JPEG image ", what, ": ", s->message);
   return out;
 }

@@ -56,7 +56,8 @@ void on_png_read(png_structp png, png_bytep out, png_size_t n) {
 bool png_decode_into(PngReadState* s, const std::string* what, const ImageReadOptions* opt, Decoded* out) {
   if (setjmp(png_jmpbuf(s->png))) return false;
   png_set_read_fn(s->png, s, on_png_read);
-  png_set_user_limits(s->png, static_cast<png_uint_32>(opt->max_side), static_cast<png_uint_32>(opt->max_side));
+  png_set_user_limits(s->png, static_cast<png_uint_32>(opt->max_side),
+                      static_cast<png_uint_32>(opt->max_side));
   png_read_info(s->png, s->info);
   png_uint_32 w = 0, h = 0;
   int bit_depth = 0, color_type = 0, interlace = 0;
@@ -72,14 +73,16 @@ bool png_decode_into(PngReadState* s, const std::string* what, const ImageReadOp
   if (bit_depth == 16) png_set_strip_16(s->png);  // high byte, as Pillow's ";16B" unpackers
   if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(s->png);
   if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(s->png);
-  if (color_type == PNG_COLOR_TYPE_GRAY || color_type == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(s->png);
+  if (color_type == PNG_COLOR_TYPE_GRAY || color_type == PNG_COLOR_TYPE_GRAY_ALPHA)
+    png_set_gray_to_rgb(s->png);
   // Alpha (and a palette's tRNS, which palette_to_rgb expands to alpha) is dropped without compositing.
   png_set_strip_alpha(s->png);
   png_set_interlace_handling(s->png);
   png_read_update_info(s->png, s->info);
   const size_t rowbytes = png_get_rowbytes(s->png, s->info);
   if (rowbytes != static_cast<size_t>(w) * 3) {
-    std::snprintf(s->message, sizeof(s->message), "unexpected row size %zu after conversion to RGB", rowbytes);
+    std::snprintf(s->message, sizeof(s->message), "unexpected row size %zu after conversion to RGB",
+                  rowbytes);
     return false;
   }
   Image8& img = out->image;
@@ -100,7 +103,8 @@ Decoded png_decode(const uint8_t* data, size_t size, const std::string& what, co
   // The size check comes first, from the IHDR bytes themselves (libpng reads on to the first IDAT).
   if (size >= 24 && std::memcmp(data + 12, "IHDR", 4) == 0) {
     auto be32 = [&](size_t p) {
-      return (int64_t(data[p]) << 24) | (int64_t(data[p + 1]) << 16) | (int64_t(data[p + 2]) << 8) | data[p + 3];
+      return (int64_t(data[p]) << 24) | (int64_t(data[p + 1]) << 16) | (int64_t(data[p + 2]) << 8) |
+             data[p + 3];
     };
     check_dimensions(be32(16), be32(20), what, opt);
   }
@@ -114,7 +118,8 @@ Decoded png_decode(const uint8_t* data, size_t size, const std::string& what, co
   A2F_CHECK(s->info != nullptr, "cannot decode PNG image ", what, ": libpng initialisation failed");
   Decoded out;
   if (!png_decode_into(s, &what, &opt, &out)) {
-    if (s->truncated) fail("PNG image ", what, " is truncated (premature end of data); the file is incomplete");
+    if (s->truncated)
+      fail("PNG image ", what, " is truncated (premature end of data); the file is incomplete");
     fail("cannot decode PNG image ", what, ": ", s->message);
   }
   return out;
@@ -159,7 +164,8 @@ bool utf8_to_latin1(const std::string& in, std::string& out) {
     const auto c = static_cast<unsigned char>(in[i]);
     if (c < 0x80) {
       out.push_back(static_cast<char>(c));
-    } else if ((c == 0xc2 || c == 0xc3) && i + 1 < in.size() && (static_cast<unsigned char>(in[i + 1]) & 0xc0) == 0x80) {
+    } else if ((c == 0xc2 || c == 0xc3) && i + 1 < in.size() &&
+               (static_cast<unsigned char>(in[i + 1]) & 0xc0) == 0x80) {
       out.push_back(static_cast<char>(((c & 0x03) << 6) | (static_cast<unsigned char>(in[i + 1]) & 0x3f)));
       ++i;
     } else {
@@ -172,11 +178,11 @@ bool utf8_to_latin1(const std::string& in, std::string& out) {
 bool png_encode_into(PngWriteState* s, const uint8_t* pixels, int width, int height, int channels) {
   if (setjmp(png_jmpbuf(s->png))) return false;
   png_set_write_fn(s->png, s, on_png_write, on_png_flush);
-  const int color_type = channels == 1 ? PNG_COLOR_TYPE_GRAY
+  const int color_type = channels == 1   ? PNG_COLOR_TYPE_GRAY
                          : channels == 4 ? PNG_COLOR_TYPE_RGB_ALPHA
                                          : PNG_COLOR_TYPE_RGB;
-  png_set_IHDR(s->png, s->info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), 8, color_type,
-               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_set_IHDR(s->png, s->info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), 8,
+               color_type, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_set_compression_level(s->png, 6);
   if (!s->texts.empty()) png_set_text(s->png, s->info, s->texts.data(), static_cast<int>(s->texts.size()));
   png_write_info(s->png, s->info);
@@ -190,11 +196,12 @@ bool png_encode_into(PngWriteState* s, const uint8_t* pixels, int width, int hei
 
 }  // namespace
 
-std::vector<uint8_t> png_encode(const uint8_t* pixels, int width, int height, int channels, const PngText& text) {
+std::vector<uint8_t> png_encode(const uint8_t* pixels, int width, int height, int channels,
+                                const PngText& text) {
   A2F_CHECK(channels == 1 || channels == 3 || channels == 4, "png_encode: ", channels,
             " channels (expected 1, 3 or 4)");
-  A2F_CHECK(width > 0 && height > 0 && width <= 1'000'000 && height <= 1'000'000, "png_encode: bad size ", width,
-            "x", height);
+  A2F_CHECK(width > 0 && height > 0 && width <= 1'000'000 && height <= 1'000'000, "png_encode: bad size ",
+            width, "x", height);
   A2F_CHECK(pixels != nullptr, "png_encode: no pixels");
   auto state = std::make_unique<PngWriteState>();
   PngWriteState* s = state.get();
@@ -206,8 +213,8 @@ std::vector<uint8_t> png_encode(const uint8_t* pixels, int width, int height, in
     A2F_CHECK(!key.empty() && key.size() <= 79, "PNG text key '", key, "' must have 1 to 79 characters");
     std::string latin1;
     for (char c : key) {
-      A2F_CHECK(static_cast<unsigned char>(c) >= 32 && static_cast<unsigned char>(c) < 127,
-                "PNG text key '", key, "' must be printable ASCII");
+      A2F_CHECK(static_cast<unsigned char>(c) >= 32 && static_cast<unsigned char>(c) < 127, "PNG text key '",
+                key, "' must be printable ASCII");
     }
     keys.push_back(key);
     png_text t{};
@@ -226,7 +233,8 @@ std::vector<uint8_t> png_encode(const uint8_t* pixels, int width, int height, in
     t.text = values.back().data();
     s->texts.push_back(t);
   }
-  s->png = png_create_write_struct(PNG_LIBPNG_VER_STRING, s, on_png_write_error, image_detail::on_png_warning);
+  s->png =
+      png_create_write_struct(PNG_LIBPNG_VER_STRING, s, on_png_write_error, image_detail::on_png_warning);
   A2F_CHECK(s->png != nullptr, "png_encode: libpng initialisation failed");
   s->info = png_create_info_struct(s->png);
   A2F_CHECK(s->info != nullptr, "png_encode: libpng initialisation failed");
@@ -249,7 +257,8 @@ PngText png_read_text(const std::filesystem::path& path) {
   PngText out;
   size_t pos = 8;
   auto be32 = [&](size_t p) {
-    return (uint32_t(bytes[p]) << 24) | (uint32_t(bytes[p + 1]) << 16) | (uint32_t(bytes[p + 2]) << 8) | bytes[p + 3];
+    return (uint32_t(bytes[p]) << 24) | (uint32_t(bytes[p + 1]) << 16) | (uint32_t(bytes[p + 2]) << 8) |
+           bytes[p + 3];
   };
   while (pos + 12 <= bytes.size()) {
     const uint32_t len = be32(pos);

@@ -14,22 +14,34 @@
 
 namespace a2f {
 
-static_assert(std::endian::native == std::endian::little, "ONNX raw_data is little-endian; big-endian hosts unsupported");
+static_assert(std::endian::native == std::endian::little,
+              "ONNX raw_data is little-endian; big-endian hosts unsupported");
 
 const char* onnx_attribute_type_name(OnnxAttribute::Type t) {
   using T = OnnxAttribute::Type;
   switch (t) {
-    case T::Undefined: return "undefined";
-    case T::Float: return "float";
-    case T::Int: return "int";
-    case T::String: return "string";
-    case T::Tensor: return "tensor";
-    case T::Graph: return "graph";
-    case T::Floats: return "floats";
-    case T::Ints: return "ints";
-    case T::Strings: return "strings";
-    case T::Tensors: return "tensors";
-    case T::Graphs: return "graphs";
+    case T::Undefined:
+      return "undefined";
+    case T::Float:
+      return "float";
+    case T::Int:
+      return "int";
+    case T::String:
+      return "string";
+    case T::Tensor:
+      return "tensor";
+    case T::Graph:
+      return "graph";
+    case T::Floats:
+      return "floats";
+    case T::Ints:
+      return "ints";
+    case T::Strings:
+      return "strings";
+    case T::Tensors:
+      return "tensors";
+    case T::Graphs:
+      return "graphs";
   }
   return "?";
 }
@@ -41,7 +53,8 @@ const OnnxAttribute* OnnxNode::attribute(const std::string& n) const {
 }
 
 std::string OnnxNode::desc() const {
-  return cat(op_type, " node '", name.empty() ? (outputs.empty() ? std::string("?") : outputs[0]) : name, "'");
+  return cat(op_type, " node '", name.empty() ? (outputs.empty() ? std::string("?") : outputs[0]) : name,
+             "'");
 }
 
 std::string OnnxValueInfo::shape_desc() const {
@@ -56,36 +69,61 @@ std::string OnnxValueInfo::shape_desc() const {
 
 const char* onnx_elem_type_name(int32_t t) {
   switch (t) {
-    case onnx::TensorProto_DataType_FLOAT: return "float32";
-    case onnx::TensorProto_DataType_UINT8: return "uint8";
-    case onnx::TensorProto_DataType_INT8: return "int8";
-    case onnx::TensorProto_DataType_UINT16: return "uint16";
-    case onnx::TensorProto_DataType_INT16: return "int16";
-    case onnx::TensorProto_DataType_INT32: return "int32";
-    case onnx::TensorProto_DataType_INT64: return "int64";
-    case onnx::TensorProto_DataType_STRING: return "string";
-    case onnx::TensorProto_DataType_BOOL: return "bool";
-    case onnx::TensorProto_DataType_FLOAT16: return "float16";
-    case onnx::TensorProto_DataType_DOUBLE: return "float64";
-    case onnx::TensorProto_DataType_UINT32: return "uint32";
-    case onnx::TensorProto_DataType_UINT64: return "uint64";
-    case onnx::TensorProto_DataType_BFLOAT16: return "bfloat16";
-    default: return "unknown";
+    case onnx::TensorProto_DataType_FLOAT:
+      return "float32";
+    case onnx::TensorProto_DataType_UINT8:
+      return "uint8";
+    case onnx::TensorProto_DataType_INT8:
+      return "int8";
+    case onnx::TensorProto_DataType_UINT16:
+      return "uint16";
+    case onnx::TensorProto_DataType_INT16:
+      return "int16";
+    case onnx::TensorProto_DataType_INT32:
+      return "int32";
+    case onnx::TensorProto_DataType_INT64:
+      return "int64";
+    case onnx::TensorProto_DataType_STRING:
+      return "string";
+    case onnx::TensorProto_DataType_BOOL:
+      return "bool";
+    case onnx::TensorProto_DataType_FLOAT16:
+      return "float16";
+    case onnx::TensorProto_DataType_DOUBLE:
+      return "float64";
+    case onnx::TensorProto_DataType_UINT32:
+      return "uint32";
+    case onnx::TensorProto_DataType_UINT64:
+      return "uint64";
+    case onnx::TensorProto_DataType_BFLOAT16:
+      return "bfloat16";
+    default:
+      return "unknown";
   }
 }
 
 DType onnx_dtype(int32_t t, const std::string& what) {
   switch (t) {
-    case onnx::TensorProto_DataType_FLOAT: return DType::F32;
-    case onnx::TensorProto_DataType_FLOAT16: return DType::F16;
-    case onnx::TensorProto_DataType_BFLOAT16: return DType::BF16;
-    case onnx::TensorProto_DataType_DOUBLE: return DType::F64;
-    case onnx::TensorProto_DataType_INT64: return DType::I64;
-    case onnx::TensorProto_DataType_INT32: return DType::I32;
-    case onnx::TensorProto_DataType_UINT8: return DType::U8;
-    case onnx::TensorProto_DataType_INT8: return DType::I8;
-    case onnx::TensorProto_DataType_BOOL: return DType::Bool;
-    default: break;
+    case onnx::TensorProto_DataType_FLOAT:
+      return DType::F32;
+    case onnx::TensorProto_DataType_FLOAT16:
+      return DType::F16;
+    case onnx::TensorProto_DataType_BFLOAT16:
+      return DType::BF16;
+    case onnx::TensorProto_DataType_DOUBLE:
+      return DType::F64;
+    case onnx::TensorProto_DataType_INT64:
+      return DType::I64;
+    case onnx::TensorProto_DataType_INT32:
+      return DType::I32;
+    case onnx::TensorProto_DataType_UINT8:
+      return DType::U8;
+    case onnx::TensorProto_DataType_INT8:
+      return DType::I8;
+    case onnx::TensorProto_DataType_BOOL:
+      return DType::Bool;
+    default:
+      break;
   }
   fail(what, ": element type ", onnx_elem_type_name(t), " (", t, ") is not supported");
 }
@@ -117,8 +155,9 @@ Tensor tensor_from_proto(onnx::TensorProto& tp, const std::string& what) {
   const size_t es = dtype_size(dt);
   const size_t bytes = static_cast<size_t>(numel) * es;
   if (tp.has_raw_data()) {
-    A2F_CHECK(tp.raw_data().size() == bytes, what, ": has ", tp.raw_data().size(), " bytes of data, expected ", bytes,
-              " for ", onnx_elem_type_name(tp.data_type()), shape_str(shape));
+    A2F_CHECK(tp.raw_data().size() == bytes, what, ": has ", tp.raw_data().size(),
+              " bytes of data, expected ", bytes, " for ", onnx_elem_type_name(tp.data_type()),
+              shape_str(shape));
     auto owner = std::make_shared<std::string>(std::move(*tp.mutable_raw_data()));
     void* p = owner->data();
     if (bytes == 0 || reinterpret_cast<uintptr_t>(p) % 16 != 0) {
@@ -197,19 +236,35 @@ OnnxAttribute attribute_from_proto(onnx::AttributeProto& ap, const std::string& 
   a.name = ap.name();
   int type = ap.type();
   if (type == onnx::AttributeProto_AttributeType_UNDEFINED) {  // very old files: infer from the field set
-    if (ap.has_f()) type = onnx::AttributeProto_AttributeType_FLOAT;
-    else if (ap.has_i()) type = onnx::AttributeProto_AttributeType_INT;
-    else if (ap.has_s()) type = onnx::AttributeProto_AttributeType_STRING;
-    else if (ap.has_t()) type = onnx::AttributeProto_AttributeType_TENSOR;
-    else if (ap.floats_size()) type = onnx::AttributeProto_AttributeType_FLOATS;
-    else if (ap.ints_size()) type = onnx::AttributeProto_AttributeType_INTS;
-    else if (ap.strings_size()) type = onnx::AttributeProto_AttributeType_STRINGS;
+    if (ap.has_f())
+      type = onnx::AttributeProto_AttributeType_FLOAT;
+    else if (ap.has_i())
+      type = onnx::AttributeProto_AttributeType_INT;
+    else if (ap.has_s())
+      type = onnx::AttributeProto_AttributeType_STRING;
+    else if (ap.has_t())
+      type = onnx::AttributeProto_AttributeType_TENSOR;
+    else if (ap.floats_size())
+      type = onnx::AttributeProto_AttributeType_FLOATS;
+    else if (ap.ints_size())
+      type = onnx::AttributeProto_AttributeType_INTS;
+    else if (ap.strings_size())
+      type = onnx::AttributeProto_AttributeType_STRINGS;
   }
   const std::string awhat = cat(what, " attribute '", a.name, "'");
   switch (type) {
-    case onnx::AttributeProto_AttributeType_FLOAT: a.type = T::Float; a.f = ap.f(); break;
-    case onnx::AttributeProto_AttributeType_INT: a.type = T::Int; a.i = ap.i(); break;
-    case onnx::AttributeProto_AttributeType_STRING: a.type = T::String; a.s = ap.s(); break;
+    case onnx::AttributeProto_AttributeType_FLOAT:
+      a.type = T::Float;
+      a.f = ap.f();
+      break;
+    case onnx::AttributeProto_AttributeType_INT:
+      a.type = T::Int;
+      a.i = ap.i();
+      break;
+    case onnx::AttributeProto_AttributeType_STRING:
+      a.type = T::String;
+      a.s = ap.s();
+      break;
     case onnx::AttributeProto_AttributeType_TENSOR:
       a.type = T::Tensor;
       a.t = tensor_from_proto(*ap.mutable_t(), awhat);
@@ -226,10 +281,18 @@ OnnxAttribute attribute_from_proto(onnx::AttributeProto& ap, const std::string& 
       a.type = T::Strings;
       for (const auto& s : ap.strings()) a.strings.push_back(s);
       break;
-    case onnx::AttributeProto_AttributeType_GRAPH: a.type = T::Graph; break;
-    case onnx::AttributeProto_AttributeType_GRAPHS: a.type = T::Graphs; break;
-    case onnx::AttributeProto_AttributeType_TENSORS: a.type = T::Tensors; break;
-    default: a.type = T::Undefined; break;
+    case onnx::AttributeProto_AttributeType_GRAPH:
+      a.type = T::Graph;
+      break;
+    case onnx::AttributeProto_AttributeType_GRAPHS:
+      a.type = T::Graphs;
+      break;
+    case onnx::AttributeProto_AttributeType_TENSORS:
+      a.type = T::Tensors;
+      break;
+    default:
+      a.type = T::Undefined;
+      break;
   }
   return a;
 }
@@ -270,7 +333,8 @@ OnnxModel model_from_proto(onnx::ModelProto& mp, const std::string& what) {
     n.inputs.assign(np.input().begin(), np.input().end());
     n.outputs.assign(np.output().begin(), np.output().end());
     const std::string nw = cat(what, ": ", n.desc());
-    for (int k = 0; k < np.attribute_size(); ++k) n.attributes.push_back(attribute_from_proto(*np.mutable_attribute(k), nw));
+    for (int k = 0; k < np.attribute_size(); ++k)
+      n.attributes.push_back(attribute_from_proto(*np.mutable_attribute(k), nw));
     m.nodes.push_back(std::move(n));
   }
   return m;
@@ -280,11 +344,12 @@ OnnxModel model_from_proto(onnx::ModelProto& mp, const std::string& what) {
 
 OnnxModel onnx_parse(const void* data, size_t size, const std::string& what, const OnnxLoadOptions& opt) {
   A2F_CHECK(size > 0, what, " is empty (0 bytes)");
-  A2F_CHECK(size <= opt.max_file_bytes, what, " is too large to be an ONNX model file (", size, " bytes; limit ",
-            opt.max_file_bytes, ")");
+  A2F_CHECK(size <= opt.max_file_bytes, what, " is too large to be an ONNX model file (", size,
+            " bytes; limit ", opt.max_file_bytes, ")");
   onnx::ModelProto mp;
   if (!mp.ParseFromArray(data, static_cast<int>(size))) {
-    fail(what, " is not a valid ONNX model (protobuf parsing failed: the file is corrupt, truncated or not ONNX)");
+    fail(what,
+         " is not a valid ONNX model (protobuf parsing failed: the file is corrupt, truncated or not ONNX)");
   }
   return model_from_proto(mp, what);
 }
@@ -307,7 +372,8 @@ OnnxModel onnx_load(const std::filesystem::path& path, const OnnxLoadOptions& op
             "which are not supported)");
   onnx::ModelProto mp;
   if (!mp.ParseFromFileDescriptor(fd)) {
-    fail(what, " is not a valid ONNX model (protobuf parsing failed: the file is corrupt, truncated or not ONNX)");
+    fail(what,
+         " is not a valid ONNX model (protobuf parsing failed: the file is corrupt, truncated or not ONNX)");
   }
   return model_from_proto(mp, what);
 }

@@ -17,7 +17,19 @@
 namespace a2f {
 
 struct OnnxAttribute {
-  enum class Type : uint8_t { Undefined, Float, Int, String, Tensor, Graph, Floats, Ints, Strings, Tensors, Graphs };
+  enum class Type : uint8_t {
+    Undefined,
+    Float,
+    Int,
+    String,
+    Tensor,
+    Graph,
+    Floats,
+    Ints,
+    Strings,
+    Tensors,
+    Graphs
+  };
   std::string name;
   Type type = Type::Undefined;
   float f = 0.0f;
@@ -33,29 +45,29 @@ const char* onnx_attribute_type_name(OnnxAttribute::Type t);
 struct OnnxNode {
   std::string name;
   std::string op_type;
-  std::string domain;  // "" for the default ai.onnx domain
-  std::vector<std::string> inputs;   // "" marks an omitted optional input
+  std::string domain;               // "" for the default ai.onnx domain
+  std::vector<std::string> inputs;  // "" marks an omitted optional input
   std::vector<std::string> outputs;
   std::vector<OnnxAttribute> attributes;
 
   const OnnxAttribute* attribute(const std::string& name) const;  // nullptr when absent
-  std::string desc() const;  // "Conv node 'Conv_0'"
+  std::string desc() const;                                       // "Conv node 'Conv_0'"
 };
 
 struct OnnxValueInfo {
   std::string name;
-  int32_t elem_type = 0;        // TensorProto.DataType (1 = float, 7 = int64, ...)
+  int32_t elem_type = 0;  // TensorProto.DataType (1 = float, 7 = int64, ...)
   bool has_shape = false;
-  std::vector<int64_t> dims;    // -1 where the dimension is symbolic or unknown
+  std::vector<int64_t> dims;            // -1 where the dimension is symbolic or unknown
   std::vector<std::string> dim_params;  // the symbol ("?", "None", "batch") or "" for a fixed dimension
-  std::string shape_desc() const;  // "[1, 3, ?, ?]"
+  std::string shape_desc() const;       // "[1, 3, ?, ?]"
 };
 
 struct OnnxModel {
   std::string source;  // file path or caller's name, for messages
   int64_t ir_version = 0;
   std::string producer_name, producer_version;
-  int64_t opset = 0;  // opset of the default domain
+  int64_t opset = 0;                      // opset of the default domain
   std::map<std::string, int64_t> opsets;  // every domain's opset
   std::string graph_name;
   std::vector<OnnxNode> nodes;                 // in file order (ONNX requires topological order)

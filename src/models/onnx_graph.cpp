@@ -27,8 +27,8 @@ struct OnnxGraph::Impl {
 
   struct Step {
     onnx_ops::Kernel kernel;
-    std::vector<int> in;   // value ids; -1 for an omitted optional input
-    std::vector<int> out;  // value ids; -1 for an unused optional output
+    std::vector<int> in;       // value ids; -1 for an omitted optional input
+    std::vector<int> out;      // value ids; -1 for an unused optional output
     std::vector<int> release;  // values whose last use is this step
     std::string where;
   };
@@ -141,12 +141,14 @@ void OnnxGraph::Impl::compile(OnnxModel& m) {
       mark(id);
     }
     // Fold nodes whose inputs are all known now (Constant, shape arithmetic on initializers).
-    if (all_const && node.op_type != "Shape") {
+    if (all_const) {
       std::vector<Tensor> args;
-      for (size_t k = 0; k < st.in.size(); ++k) args.push_back(st.in[k] < 0 ? Tensor() : host_consts[st.in[k]]);
+      for (size_t k = 0; k < st.in.size(); ++k)
+        args.push_back(st.in[k] < 0 ? Tensor() : host_consts[st.in[k]]);
       std::vector<Tensor> res = st.kernel(*be, args);
       for (size_t k = 0; k < st.out.size() && k < res.size(); ++k)
-        if (st.out[k] >= 0) host_consts[st.out[k]] = dtype_is_float(res[k].dtype()) ? be->to_host(res[k]) : res[k];
+        if (st.out[k] >= 0)
+          host_consts[st.out[k]] = dtype_is_float(res[k].dtype()) ? be->to_host(res[k]) : res[k];
       continue;
     }
     steps.push_back(std::move(st));
@@ -154,8 +156,8 @@ void OnnxGraph::Impl::compile(OnnxModel& m) {
 
   for (const auto& o : m.outputs) {
     auto it = ids.find(o.name);
-    A2F_CHECK(it != ids.end() && static_cast<size_t>(it->second) < defined.size() && defined[it->second], what,
-              ": graph output '", o.name, "' is not produced by any node");
+    A2F_CHECK(it != ids.end() && static_cast<size_t>(it->second) < defined.size() && defined[it->second],
+              what, ": graph output '", o.name, "' is not produced by any node");
     output_ids.push_back(it->second);
   }
   // Constants the steps read, on the backend's device.
@@ -194,17 +196,20 @@ OnnxGraph::~OnnxGraph() = default;
 
 std::vector<Tensor> OnnxGraph::run(const std::vector<Tensor>& inputs) {
   Impl& g = *impl_;
-  A2F_CHECK(inputs.size() == g.input_ids.size(), g.source, ": ", inputs.size(), " inputs given, the graph has ",
-            g.input_ids.size());
+  A2F_CHECK(inputs.size() == g.input_ids.size(), g.source, ": ", inputs.size(),
+            " inputs given, the graph has ", g.input_ids.size());
   std::vector<Tensor> values = g.const_values;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& x = inputs[i];
     const OnnxValueInfo& vi = g.inputs[i];
-    A2F_CHECK(x.defined() && dtype_is_float(x.dtype()), g.source, ": input '", vi.name, "' must be a float tensor");
+    A2F_CHECK(x.defined() && dtype_is_float(x.dtype()), g.source, ": input '", vi.name,
+              "' must be a float tensor");
     if (vi.has_shape) {
       bool ok = x.ndim() == static_cast<int>(vi.dims.size());
-      for (size_t d = 0; ok && d < vi.dims.size(); ++d) ok = vi.dims[d] < 0 || vi.dims[d] == x.dim(static_cast<int>(d));
-      A2F_CHECK(ok, g.source, ": input '", vi.name, "' expects shape ", vi.shape_desc(), ", got ", shape_str(x.shape()));
+      for (size_t d = 0; ok && d < vi.dims.size(); ++d)
+        ok = vi.dims[d] < 0 || vi.dims[d] == x.dim(static_cast<int>(d));
+      A2F_CHECK(ok, g.source, ": input '", vi.name, "' expects shape ", vi.shape_desc(), ", got ",
+                shape_str(x.shape()));
     }
     values[g.input_ids[i]] = x;
   }
@@ -233,12 +238,29 @@ std::vector<Tensor> OnnxGraph::run(const std::vector<Tensor>& inputs) {
   return out;
 }
 
-const std::vector<OnnxValueInfo>& OnnxGraph::inputs() const { return impl_->inputs; }
-const std::vector<OnnxValueInfo>& OnnxGraph::outputs() const { return impl_->outputs; }
-const std::vector<std::string>& OnnxGraph::node_names() const { return impl_->node_names; }
-std::map<std::string, int> OnnxGraph::op_counts() const { return impl_->op_counts; }
-const std::string& OnnxGraph::source() const { return impl_->source; }
-int64_t OnnxGraph::opset() const { return impl_->opset; }
-void OnnxGraph::set_dump(std::function<void(const std::string&, const Tensor&)> fn) { impl_->dump = std::move(fn); }
+const std::vector<OnnxValueInfo>& OnnxGraph::inputs() const {
+  return impl_->inputs;
+}
+const std::vector<OnnxValueInfo>& OnnxGraph::outputs() const {
+  return impl_->outputs;
+}
+const std::vector<std::string>& OnnxGraph::node_names() const {
+  return impl_->node_names;
+}
+std::map<std::string, int> OnnxGraph::op_counts() const {
+  return impl_->op_counts;
+}
+Backend& OnnxGraph::backend() const {
+  return *impl_->be;
+}
+const std::string& OnnxGraph::source() const {
+  return impl_->source;
+}
+int64_t OnnxGraph::opset() const {
+  return impl_->opset;
+}
+void OnnxGraph::set_dump(std::function<void(const std::string&, const Tensor&)> fn) {
+  impl_->dump = std::move(fn);
+}
 
 }  // namespace a2f

@@ -1,7 +1,8 @@
 // A small ONNX interpreter for the op subset of insightface's exported models (SCRFD-10G-bnkps, ArcFace
-// IResNet): Conv, BatchNormalization, PRelu, Relu, Sigmoid, Add/Sub/Mul/Div, MaxPool, AveragePool (ceil_mode),
-// Resize/Upsample nearest, Gemm, Flatten, Transpose, Reshape, Concat, Identity and the int64 shape subgraph
-// (Shape, Gather, Unsqueeze, Squeeze, Slice, Cast, Constant). Float work runs on an a2f::Backend.
+// IResNet): Conv, BatchNormalization, PRelu, Relu, Sigmoid, Add/Sub/Mul/Div, MaxPool, AveragePool
+// (ceil_mode), Resize/Upsample nearest, Gemm, Flatten, Transpose, Reshape, Concat, Identity and the int64
+// shape subgraph (Shape, Gather, Unsqueeze, Squeeze, Slice, Cast, Constant). Float work runs on an
+// a2f::Backend.
 //
 // Loading checks every node: an unknown op type, domain or attribute is an error naming the node. Inputs and
 // outputs are taken in graph order; shapes are computed at run time (declared output shapes are ignored:
@@ -45,6 +46,7 @@ class OnnxGraph {
   const std::vector<std::string>& node_names() const;  // every node of the file, in file order
   std::map<std::string, int> op_counts() const;        // op_type -> count, of the file's nodes
   const std::string& source() const;
+  Backend& backend() const;  // the backend the graph runs on (outputs live on its device)
   int64_t opset() const;
 
   // Called with (value name, tensor) for every value a node produces during run() (debug dumps).

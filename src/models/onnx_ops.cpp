@@ -1,6 +1,7 @@
 // ONNX operators on float activations (Conv, BatchNormalization, PRelu, Relu, Sigmoid, Add/Sub/Mul/Div,
-// MaxPool, AveragePool, Resize/Upsample nearest, Gemm) through a2f::Backend. Semantics follow the ONNX operator
-// specification (onnx/docs/Operators.md) for opsets 7..18; attributes outside what is implemented are errors.
+// MaxPool, AveragePool, Resize/Upsample nearest, Gemm) through a2f::Backend. Semantics follow the ONNX
+// operator specification (onnx/docs/Operators.md) for opsets 7..18; attributes outside what is implemented
+// are errors.
 #include "models/onnx_ops.h"
 
 #include <algorithm>
@@ -30,7 +31,9 @@ const OnnxAttribute* Attrs::get(const char* name, OnnxAttribute::Type type) cons
   return a;
 }
 
-bool Attrs::has(const char* name) const { return info_.node->attribute(name) != nullptr; }
+bool Attrs::has(const char* name) const {
+  return info_.node->attribute(name) != nullptr;
+}
 int64_t Attrs::i(const char* name, int64_t def) const {
   const auto* a = get(name, OnnxAttribute::Type::Int);
   return a ? a->i : def;
@@ -67,7 +70,9 @@ void check_arity(const NodeInfo& info, size_t min_in, size_t max_in, size_t min_
     A2F_CHECK(!info.node->inputs[i].empty(), info.where, ": required input ", i, " is missing");
 }
 
-bool is_host_value(const Tensor& t) { return t.defined() && !dtype_is_float(t.dtype()); }
+bool is_host_value(const Tensor& t) {
+  return t.defined() && !dtype_is_float(t.dtype());
+}
 
 std::vector<int64_t> to_int64s(const Tensor& t, const std::string& what) {
   A2F_CHECK(t.defined(), what, ": missing value");
@@ -83,7 +88,9 @@ Tensor int64_tensor(const std::vector<int64_t>& v, const Shape& shape) {
   std::copy(v.begin(), v.end(), t.data<int64_t>());
   return t;
 }
-Tensor int64_tensor(const std::vector<int64_t>& v) { return int64_tensor(v, {static_cast<int64_t>(v.size())}); }
+Tensor int64_tensor(const std::vector<int64_t>& v) {
+  return int64_tensor(v, {static_cast<int64_t>(v.size())});
+}
 
 int norm_axis(int64_t axis, int64_t rank, const std::string& where) {
   const int64_t a = axis < 0 ? axis + rank : axis;
@@ -114,8 +121,8 @@ WeightSlot weight_slot(const NodeInfo& info, Backend& be, size_t i) {
   WeightSlot w;
   w.index = i;
   if (const Tensor* c = info.const_input(i)) {
-    A2F_CHECK(dtype_is_float(c->dtype()), info.where, ": input ", i, " ('", info.node->inputs[i], "') has type ",
-              dtype_name(c->dtype()), ", expected a float tensor");
+    A2F_CHECK(dtype_is_float(c->dtype()), info.where, ": input ", i, " ('", info.node->inputs[i],
+              "') has type ", dtype_name(c->dtype()), ", expected a float tensor");
     w.prepared = be.prepare_weight(*c, info.weight_dtype);
   }
   return w;
@@ -139,12 +146,14 @@ struct Spatial2d {
     if (auto_pad != "NOTSET" && auto_pad != "VALID" && auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER")
       a.unsupported("auto_pad", auto_pad);
     auto st = a.ints("strides", {1, 1});
-    A2F_CHECK(st.size() == 2 && st[0] > 0 && st[1] > 0, info.where, ": strides ", st, " (2-D only, positive)");
+    A2F_CHECK(st.size() == 2 && st[0] > 0 && st[1] > 0, info.where, ": strides ", st,
+              " (2-D only, positive)");
     stride[0] = st[0];
     stride[1] = st[1];
     if (has_dilations) {
       auto d = a.ints("dilations", {1, 1});
-      A2F_CHECK(d.size() == 2 && d[0] > 0 && d[1] > 0, info.where, ": dilations ", d, " (2-D only, positive)");
+      A2F_CHECK(d.size() == 2 && d[0] > 0 && d[1] > 0, info.where, ": dilations ", d,
+                " (2-D only, positive)");
       dilation[0] = d[0];
       dilation[1] = d[1];
     }
@@ -167,7 +176,8 @@ struct Spatial2d {
       const int64_t in[2] = {h, w};
       for (int i = 0; i < 2; ++i) {
         const int64_t out = (in[i] + stride[i] - 1) / stride[i];
-        const int64_t total = std::max<int64_t>(0, (out - 1) * stride[i] + (kernel[i] - 1) * dilation[i] + 1 - in[i]);
+        const int64_t total =
+            std::max<int64_t>(0, (out - 1) * stride[i] + (kernel[i] - 1) * dilation[i] + 1 - in[i]);
         const int64_t small = total / 2, big = total - small;
         out_pads[i] = auto_pad == "SAME_UPPER" ? small : big;
         out_pads[i + 2] = auto_pad == "SAME_UPPER" ? big : small;
@@ -192,7 +202,8 @@ Kernel compile_conv(const NodeInfo& info, Backend& be) {
   const bool has_bias = info.has_input(2);
   if (has_bias) b = weight_slot(info, be, 2);
   if (w.prepared.defined()) {
-    A2F_CHECK(w.prepared.ndim() == 4, info.where, ": weight ", w.prepared.desc(), " is not 4-D (only 2-D conv)");
+    A2F_CHECK(w.prepared.ndim() == 4, info.where, ": weight ", w.prepared.desc(),
+              " is not 4-D (only 2-D conv)");
     if (!ks.empty())
       A2F_CHECK(ks.size() == 2 && ks[0] == w.prepared.dim(2) && ks[1] == w.prepared.dim(3), info.where,
                 ": kernel_shape ", ks, " does not match weight ", w.prepared.desc());
@@ -242,7 +253,8 @@ Kernel compile_batch_norm(const NodeInfo& info, Backend& be) {
   return [=](Backend& be, const std::vector<Tensor>& in) {
     const Tensor& x = float_input(in, 0, where.c_str());
     A2F_CHECK(x.ndim() >= 2, where, ": input ", x.desc(), " needs a channel dimension");
-    return std::vector<Tensor>{be.batch_norm(x, m.get(in), v.get(in), g.get(in), bt.get(in), eps)};  // x's shape
+    return std::vector<Tensor>{
+        be.batch_norm(x, m.get(in), v.get(in), g.get(in), bt.get(in), eps)};  // x's shape
   };
 }
 
@@ -314,9 +326,15 @@ Tensor host_binary(BinaryOp op, const Tensor& a, const Tensor& b, const std::str
     }
     const T x = pa[oa], y = pb[ob];
     switch (op) {
-      case BinaryOp::Add: pr[k] = x + y; break;
-      case BinaryOp::Sub: pr[k] = x - y; break;
-      case BinaryOp::Mul: pr[k] = x * y; break;
+      case BinaryOp::Add:
+        pr[k] = x + y;
+        break;
+      case BinaryOp::Sub:
+        pr[k] = x - y;
+        break;
+      case BinaryOp::Mul:
+        pr[k] = x * y;
+        break;
       case BinaryOp::Div:
         A2F_CHECK(y != 0, where, ": integer division by zero");
         pr[k] = x / y;
@@ -360,10 +378,11 @@ Kernel compile_binary(const NodeInfo& info, Backend& be) {
 Kernel compile_pool(const NodeInfo& info, PoolKind kind) {
   check_arity(info, 1, 1, 1, 1);
   const bool is_max = kind == PoolKind::Max;
-  Attrs a(info, is_max ? std::initializer_list<const char*>{"auto_pad", "ceil_mode", "dilations", "kernel_shape",
-                                                            "pads", "storage_order", "strides"}
-                       : std::initializer_list<const char*>{"auto_pad", "ceil_mode", "count_include_pad",
-                                                            "kernel_shape", "pads", "strides"});
+  Attrs a(info, is_max
+                    ? std::initializer_list<const char*>{"auto_pad", "ceil_mode", "dilations", "kernel_shape",
+                                                         "pads", "storage_order", "strides"}
+                    : std::initializer_list<const char*>{"auto_pad", "ceil_mode", "count_include_pad",
+                                                         "kernel_shape", "pads", "strides"});
   Spatial2d sp;
   sp.read(a, info, is_max);
   A2F_CHECK(sp.dilation[0] == 1 && sp.dilation[1] == 1, info.where, ": dilated pooling is not supported");
@@ -396,8 +415,12 @@ Kernel compile_pool(const NodeInfo& info, PoolKind kind) {
   };
 }
 
-Kernel compile_max_pool(const NodeInfo& info, Backend&) { return compile_pool(info, PoolKind::Max); }
-Kernel compile_avg_pool(const NodeInfo& info, Backend&) { return compile_pool(info, PoolKind::Avg); }
+Kernel compile_max_pool(const NodeInfo& info, Backend&) {
+  return compile_pool(info, PoolKind::Max);
+}
+Kernel compile_avg_pool(const NodeInfo& info, Backend&) {
+  return compile_pool(info, PoolKind::Avg);
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Resize / Upsample, nearest only. The backend's nearest upsample reads source index floor(dst * in / out);
@@ -431,13 +454,14 @@ int64_t nearest_source(const NearestMode& m, int64_t dst, int64_t in, int64_t ou
   } else if (m.rounding == "round_prefer_ceil") {
     i = static_cast<int64_t>(std::floor(x + 0.5));
   } else {  // round_prefer_floor
-    i = (x - std::floor(x)) == 0.5 ? static_cast<int64_t>(std::floor(x)) : static_cast<int64_t>(std::round(x));
+    i = (x - std::floor(x)) == 0.5 ? static_cast<int64_t>(std::floor(x))
+                                   : static_cast<int64_t>(std::round(x));
   }
   return std::clamp<int64_t>(i, 0, in - 1);
 }
 
-Tensor resize_nearest(Backend& be, const Tensor& x, const std::vector<double>& scales, std::vector<int64_t> sizes,
-                      const NearestMode& m, const std::string& where) {
+Tensor resize_nearest(Backend& be, const Tensor& x, const std::vector<double>& scales,
+                      std::vector<int64_t> sizes, const NearestMode& m, const std::string& where) {
   A2F_CHECK(x.ndim() == 4, where, ": input ", x.desc(), " must be 4-D [N, C, H, W]");
   std::vector<double> sc = scales;
   if (!sizes.empty()) {
@@ -459,8 +483,9 @@ Tensor resize_nearest(Backend& be, const Tensor& x, const std::vector<double>& s
     const int64_t in = x.dim(d), out = sizes[d];
     for (int64_t o = 0; o < out; ++o) {
       if (nearest_source(m, o, in, out, sc[d]) != (o * in) / out) {
-        fail(where, ": nearest resize with coordinate_transformation_mode=", m.coord, ", nearest_mode=", m.rounding,
-             " from ", in, " to ", out, " is not supported (only floor(dst * in / out) sampling)");
+        fail(where, ": nearest resize with coordinate_transformation_mode=", m.coord,
+             ", nearest_mode=", m.rounding, " from ", in, " to ", out,
+             " is not supported (only floor(dst * in / out) sampling)");
       }
     }
   }
@@ -483,7 +508,8 @@ Kernel compile_resize(const NodeInfo& info, Backend&) {
   NearestMode m;
   m.coord = v10 ? "asymmetric" : a.s("coordinate_transformation_mode", "half_pixel");
   m.rounding = v10 ? "floor" : a.s("nearest_mode", "round_prefer_floor");
-  for (const char* c : {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nearest"})
+  for (const char* c :
+       {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nearest"})
     if (m.coord == c) goto coord_ok;
   a.unsupported("coordinate_transformation_mode", m.coord);
 coord_ok:
@@ -541,18 +567,21 @@ Kernel compile_gemm(const NodeInfo& info, Backend& be) {
   // The common exported form (transB = 1, alpha = beta = 1, C of shape [N]) is a Linear layer.
   WeightSlot w, c;
   const Tensor* b_const = info.const_input(1);
-  bool as_linear = !trans_a && alpha == 1.0f && (beta == 1.0f || !has_c) && b_const != nullptr;
-  if (has_c && info.const_input(2) && info.const_input(2)->ndim() > 1) {
+  bool as_linear = !trans_a && alpha == 1.0f && (beta == 1.0f || !has_c) && b_const != nullptr &&
+                   b_const->ndim() == 2 && dtype_is_float(b_const->dtype());
+  if (as_linear && has_c) {
+    // C must be a constant bias of N values laid out as [N] or [1, N].
     const Tensor* ct = info.const_input(2);
-    as_linear = as_linear && ct->numel() == ct->dim(-1);
-  } else if (has_c && !info.const_input(2)) {
-    as_linear = false;
+    const int64_t n = trans_b ? b_const->dim(0) : b_const->dim(1);
+    as_linear = ct != nullptr && ct->ndim() >= 1 && ct->numel() == n && ct->dim(-1) == n;
   }
   if (as_linear) {
     A2F_CHECK(b_const->ndim() == 2, info.where, ": B ", b_const->desc(), " must be 2-D");
     Tensor wt = trans_b ? *b_const : b_const->permute({1, 0}).contiguous();  // [N, K]
     w.prepared = be.prepare_weight(wt, info.weight_dtype);
-    if (has_c) c.prepared = be.prepare_weight(info.const_input(2)->reshape({info.const_input(2)->numel()}), info.weight_dtype);
+    if (has_c)
+      c.prepared =
+          be.prepare_weight(info.const_input(2)->reshape({info.const_input(2)->numel()}), info.weight_dtype);
   } else {
     w = weight_slot(info, be, 1);
     if (has_c) c = weight_slot(info, be, 2);
@@ -562,10 +591,11 @@ Kernel compile_gemm(const NodeInfo& info, Backend& be) {
     const Tensor& x = float_input(in, 0, where.c_str());
     A2F_CHECK(x.ndim() == 2, where, ": A ", x.desc(), " must be 2-D");
     if (as_linear) {
-      A2F_CHECK(x.dim(1) == w.prepared.dim(1), where, ": A ", x.desc(), " does not match B ", w.prepared.desc());
+      A2F_CHECK(x.dim(1) == w.prepared.dim(1), where, ": A ", x.desc(), " does not match B ",
+                w.prepared.desc());
       return std::vector<Tensor>{be.linear(x, w.prepared, has_c ? c.prepared : Tensor())};  // [M, N]
     }
-    Tensor xa = trans_a ? be.permute(x, {1, 0}) : x;  // [M, K]
+    Tensor xa = trans_a ? be.permute(x, {1, 0}) : x;      // [M, K]
     Tensor y = be.matmul(xa, w.get(in), trans_b, alpha);  // [M, N]
     if (has_c) {
       Tensor ct = c.get(in);

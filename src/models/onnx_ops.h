@@ -61,7 +61,8 @@ void check_arity(const NodeInfo& info, size_t min_in, size_t max_in, size_t min_
 
 // Host-side helpers for integer tensors.
 bool is_host_value(const Tensor& t);  // integer dtype: kept on the host
-std::vector<int64_t> to_int64s(const Tensor& t, const std::string& what);  // any integer/float tensor, on host
+std::vector<int64_t> to_int64s(const Tensor& t,
+                               const std::string& what);  // any integer/float tensor, on host
 Tensor int64_tensor(const std::vector<int64_t>& v, const Shape& shape);
 Tensor int64_tensor(const std::vector<int64_t>& v);  // 1-D
 // Normalises a possibly negative axis for rank `rank`; throws naming `where`.

@@ -11,8 +11,12 @@ namespace a2f::onnx_ops {
 namespace {
 
 // Float tensors may live on a device; integer ones are always on the host.
-Tensor to_host_any(Backend& be, const Tensor& t) { return dtype_is_float(t.dtype()) ? be.to_host(t) : t; }
-Tensor from_host_any(Backend& be, const Tensor& t) { return dtype_is_float(t.dtype()) ? be.to_device(t) : t; }
+Tensor to_host_any(Backend& be, const Tensor& t) {
+  return dtype_is_float(t.dtype()) ? be.to_host(t) : t;
+}
+Tensor from_host_any(Backend& be, const Tensor& t) {
+  return dtype_is_float(t.dtype()) ? be.to_device(t) : t;
+}
 
 // Generic strided element copy over raw bytes: out[i] = src[offset(i)], for index maps built by the callers.
 Tensor host_gather(const Tensor& data, int axis, const std::vector<int64_t>& idx, const Shape& idx_shape,
@@ -34,7 +38,8 @@ Tensor host_gather(const Tensor& data, int axis, const std::vector<int64_t>& idx
   for (int64_t o = 0; o < outer; ++o) {
     for (size_t j = 0; j < k; ++j) {
       int64_t i = idx[j] < 0 ? idx[j] + n : idx[j];
-      A2F_CHECK(i >= 0 && i < n, where, ": index ", idx[j], " is out of range for dimension ", axis, " of size ", n);
+      A2F_CHECK(i >= 0 && i < n, where, ": index ", idx[j], " is out of range for dimension ", axis,
+                " of size ", n);
       std::memcpy(dst + ((o * k + j) * inner) * es, src + ((o * n + i) * inner) * es, inner * es);
     }
   }
@@ -158,7 +163,8 @@ Kernel compile_cast(const NodeInfo& info, Backend&) {
   };
 }
 
-// --- Gather / Slice / Concat --------------------------------------------------------------------------------
+// --- Gather / Slice / Concat
+// --------------------------------------------------------------------------------
 
 Kernel compile_gather(const NodeInfo& info, Backend&) {
   check_arity(info, 2, 2, 1, 1);
@@ -198,7 +204,8 @@ Kernel compile_slice(const NodeInfo& info, Backend&) {
       if (in.size() > 3 && in[3].defined()) axes = to_int64s(in[3], where);
       if (in.size() > 4 && in[4].defined()) steps = to_int64s(in[4], where);
     }
-    A2F_CHECK(starts.size() == ends.size(), where, ": starts ", starts, " and ends ", ends, " differ in length");
+    A2F_CHECK(starts.size() == ends.size(), where, ": starts ", starts, " and ends ", ends,
+              " differ in length");
     if (axes.empty())
       for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
     if (steps.empty()) steps.assign(starts.size(), 1);
@@ -217,8 +224,8 @@ Kernel compile_slice(const NodeInfo& info, Backend&) {
       Tensor y = x;
       for (int ax = 0; ax < r; ++ax) {
         if (st[ax] == 0 && cnt[ax] == x.dim(ax) && sp[ax] == 1) continue;
-        y = be.slice(y, ax, st[ax], st[ax] + std::max<int64_t>(cnt[ax] - 1, 0) * sp[ax] + (cnt[ax] > 0 ? 1 : 0),
-                     sp[ax]);
+        y = be.slice(y, ax, st[ax],
+                     st[ax] + std::max<int64_t>(cnt[ax] - 1, 0) * sp[ax] + (cnt[ax] > 0 ? 1 : 0), sp[ax]);
       }
       return std::vector<Tensor>{y};
     }
@@ -239,8 +246,8 @@ Kernel compile_concat(const NodeInfo& info, Backend&) {
     A2F_CHECK(!xs.empty(), where, ": no inputs");
     const int ax = norm_axis(axis, xs[0].ndim(), where);
     for (const auto& t : xs) {
-      A2F_CHECK(t.ndim() == xs[0].ndim() && t.dtype() == xs[0].dtype(), where, ": inputs ", xs[0].desc(), " and ",
-                t.desc(), " differ in rank or type");
+      A2F_CHECK(t.ndim() == xs[0].ndim() && t.dtype() == xs[0].dtype(), where, ": inputs ", xs[0].desc(),
+                " and ", t.desc(), " differ in rank or type");
       for (int d = 0; d < t.ndim(); ++d)
         A2F_CHECK(d == ax || t.dim(d) == xs[0].dim(d), where, ": inputs ", xs[0].desc(), " and ", t.desc(),
                   " differ outside axis ", ax);
@@ -270,15 +277,18 @@ Kernel compile_reshape(const NodeInfo& info, Backend&) {
     std::vector<int64_t> s = to_int64s(in[1], where);
     for (size_t i = 0; i < s.size(); ++i) {
       if (s[i] == 0 && !allowzero) {
-        A2F_CHECK(static_cast<int>(i) < x.ndim(), where, ": shape ", s, " copies dimension ", i, " of ", x.desc());
+        A2F_CHECK(static_cast<int>(i) < x.ndim(), where, ": shape ", s, " copies dimension ", i, " of ",
+                  x.desc());
         s[i] = x.dim(static_cast<int>(i));
       }
       A2F_CHECK(s[i] >= -1, where, ": invalid shape ", s);
     }
     int64_t known = 1, infer = 0;
     for (int64_t v : s) {
-      if (v == -1) ++infer;
-      else known *= v;
+      if (v == -1)
+        ++infer;
+      else
+        known *= v;
     }
     A2F_CHECK(infer <= 1 && (infer ? known != 0 && x.numel() % known == 0 : known == x.numel()), where,
               ": cannot reshape ", x.desc(), " to ", s);
@@ -306,7 +316,8 @@ Kernel compile_flatten(const NodeInfo& info, Backend&) {
 Kernel compile_unsqueeze(const NodeInfo& info, Backend&) {
   const bool input_axes = info.opset >= 13;
   check_arity(info, input_axes ? 2 : 1, input_axes ? 2 : 1, 1, 1);
-  Attrs a(info, input_axes ? std::initializer_list<const char*>{} : std::initializer_list<const char*>{"axes"});
+  Attrs a(info,
+          input_axes ? std::initializer_list<const char*>{} : std::initializer_list<const char*>{"axes"});
   const std::vector<int64_t> attr = input_axes ? std::vector<int64_t>{} : a.ints("axes");
   const std::string where = info.where;
   const int64_t opset = info.opset;
@@ -329,13 +340,15 @@ Kernel compile_unsqueeze(const NodeInfo& info, Backend&) {
 Kernel compile_squeeze(const NodeInfo& info, Backend&) {
   const bool input_axes = info.opset >= 13;
   check_arity(info, 1, input_axes ? 2 : 1, 1, 1);
-  Attrs a(info, input_axes ? std::initializer_list<const char*>{} : std::initializer_list<const char*>{"axes"});
+  Attrs a(info,
+          input_axes ? std::initializer_list<const char*>{} : std::initializer_list<const char*>{"axes"});
   const std::vector<int64_t> attr = input_axes ? std::vector<int64_t>{} : a.ints("axes");
   const std::string where = info.where;
   const int64_t opset = info.opset;
   return [=](Backend& be, const std::vector<Tensor>& in) {
     std::vector<int64_t> axes =
-        opset >= 13 ? (in.size() > 1 && in[1].defined() ? to_int64s(in[1], where) : std::vector<int64_t>{}) : attr;
+        opset >= 13 ? (in.size() > 1 && in[1].defined() ? to_int64s(in[1], where) : std::vector<int64_t>{})
+                    : attr;
     const Tensor& x = in[0];
     std::vector<bool> drop(x.ndim(), false);
     if (axes.empty()) {
@@ -364,7 +377,8 @@ Kernel compile_transpose(const NodeInfo& info, Backend&) {
     if (perm_attr.empty()) {
       for (int i = x.ndim(); i-- > 0;) perm.push_back(i);
     } else {
-      A2F_CHECK(static_cast<int>(perm_attr.size()) == x.ndim(), where, ": perm ", perm_attr, " for ", x.desc());
+      A2F_CHECK(static_cast<int>(perm_attr.size()) == x.ndim(), where, ": perm ", perm_attr, " for ",
+                x.desc());
       for (int64_t p : perm_attr) perm.push_back(norm_axis(p, x.ndim(), where));
     }
     if (dtype_is_float(x.dtype())) return std::vector<Tensor>{be.permute(x, perm)};  // permuted shape

@@ -6,6 +6,7 @@
 // value.
 #pragma once
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -83,6 +84,7 @@ class UNet2DConditionModel {
 
   const UNet2DConditionConfig& config() const { return cfg_; }
   DType dtype() const { return dtype_; }
+  Backend& backend() const { return be_; }
 
   // sample [B, in, h, w]; timesteps (host) scalar, [1] or [B], float or int; encoder_hidden_states [B, L, C];
   // controlnet residuals optional; timestep_cond [B, time_cond_proj_dim] only for UNets with
@@ -91,6 +93,13 @@ class UNet2DConditionModel {
                  const UNetResiduals* controlnet = nullptr, const Tensor& timestep_cond = Tensor()) const;
 
   void set_debug_hook(nn::TensorHook hook) { hook_ = std::move(hook); }
+
+  // Visits every Linear and Conv2d of the network (the modules a LoRA can target; models/lora.h). A layer's
+  // diffusers module path is its weight's name without ".weight", e.g. "down_blocks.0.resnets.0.conv1" (1x1
+  // proj_in / proj_out convs are held as Linear layers). Layers stay at the same addresses for the model's
+  // life.
+  void for_each_layer(const std::function<void(nn::Linear&)>& on_linear,
+                      const std::function<void(nn::Conv2d&)>& on_conv);
 
  private:
   UNet2DConditionConfig cfg_;

@@ -21,7 +21,12 @@ Linear Linear::load_conv1x1(WeightLoader& w, const std::string& prefix, int64_t 
 }
 
 Tensor Linear::operator()(const Ctx& c, const Tensor& x, Act act) const {
-  return c.be.linear(x, weight, bias, act);  // [..., out]
+  if (!lora) return c.be.linear(x, weight, bias, act);  // [..., out]
+  Tensor y = c.be.linear(x, weight, bias);              // [..., out]
+  Tensor h = c.be.linear(x, lora->down, Tensor());      // [..., r]
+  h = c.be.linear(h, lora->up, Tensor());               // [..., out]
+  y = c.be.add(y, c.be.scale(h, lora->scale));          // [..., out]
+  return act == Act::None ? y : c.be.unary(act, y);     // [..., out]
 }
 
 Conv2d Conv2d::load(WeightLoader& w, const std::string& prefix, int64_t in, int64_t out, int kernel,
@@ -38,8 +43,13 @@ Conv2d Conv2d::load(WeightLoader& w, const std::string& prefix, int64_t in, int6
 
 Tensor Conv2d::operator()(const Ctx& c, const Tensor& x, Act act) const {
   Conv2dParams p = params;
-  p.act = act;
-  return c.be.conv2d(x, weight, bias, p);  // [N, out, Ho, Wo]
+  p.act = lora ? Act::None : act;
+  Tensor y = c.be.conv2d(x, weight, bias, p);  // [N, out, Ho, Wo]
+  if (!lora) return y;
+  Tensor h = c.be.conv2d(x, lora->down, Tensor(), p);                // [N, r, Ho, Wo]
+  h = c.be.conv2d(h, lora->up, Tensor(), Conv2dParams::same(1, 0));  // [N, out, Ho, Wo]
+  y = c.be.add(y, c.be.scale(h, lora->scale));                       // [N, out, Ho, Wo]
+  return act == Act::None ? y : c.be.unary(act, y);                  // [N, out, Ho, Wo]
 }
 
 GroupNorm GroupNorm::load(WeightLoader& w, const std::string& prefix, int groups, int64_t channels,

@@ -6,10 +6,12 @@
 // the checkpoint's: `<prefix>.weight`, `<prefix>.bias`.
 #pragma once
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "core/backend.h"
 #include "nn/loader.h"
+#include "nn/lora.h"
 
 namespace a2f::nn {
 
@@ -34,13 +36,14 @@ struct Linear {
   Tensor weight;  // [out, in]
   Tensor bias;    // [out], undefined when the layer has none
   int64_t in = 0, out = 0;
+  std::shared_ptr<const LoraBranch> lora;  // optional unmerged LoRA side path (null: none)
 
   static Linear load(WeightLoader& w, const std::string& prefix, int64_t in, int64_t out, bool bias = true);
   // A 1x1 torch.nn.Conv2d kernel [out, in, 1, 1] used as a Linear over channels-last tokens (same
   // arithmetic).
   static Linear load_conv1x1(WeightLoader& w, const std::string& prefix, int64_t in, int64_t out,
                              bool bias = true);
-  // x [..., in] -> [..., out]
+  // x [..., in] -> [..., out]; with a LoRA: act(x W^T + b + scale * (x A^T) B^T).
   Tensor operator()(const Ctx& c, const Tensor& x, Act act = Act::None) const;
 };
 
@@ -51,10 +54,11 @@ struct Conv2d {
   Conv2dParams params;
   int64_t in = 0, out = 0;
   int kernel = 1;
+  std::shared_ptr<const LoraBranch> lora;  // optional unmerged LoRA side path (null: none)
 
   static Conv2d load(WeightLoader& w, const std::string& prefix, int64_t in, int64_t out, int kernel,
                      const Conv2dParams& p, bool bias = true);
-  // x [N, in, H, W] -> [N, out, Ho, Wo]; `act` is applied after the bias.
+  // x [N, in, H, W] -> [N, out, Ho, Wo]; `act` is applied after the bias (and after the LoRA side path).
   Tensor operator()(const Ctx& c, const Tensor& x, Act act = Act::None) const;
 };
 

@@ -10,7 +10,13 @@
 namespace a2f::test {
 
 // Single-quoted for the shell (test paths hold no quotes).
-inline std::string q(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
+// (Built by appends: GCC 12's -Wrestrict misfires on "'" + s + "'" at -O3.)
+inline std::string q(const std::filesystem::path& p) {
+  std::string s(1, '\'');
+  s.append(p.string());
+  s.push_back('\'');
+  return s;
+}
 
 struct CliRun {
   int status = -1;

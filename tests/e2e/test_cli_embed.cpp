@@ -104,7 +104,8 @@ std::string sha256(const void* p, size_t n) {
 TEST_F(CliEmbed, OneImageJsonOutAndDump) {
   const std::string stem = "s03_300x400";
   const fs::path out = dir_ / "id.npy", dump = dir_ / "dump";
-  CliRun r = run("embed --image " + image(stem) + " " + models() + " --out " + q(out) + " --json --dump " + q(dump));
+  CliRun r =
+      run("embed --image " + image(stem) + " " + models() + " --out " + q(out) + " --json --dump " + q(dump));
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   const auto j = nlohmann::json::parse(r.out);
   const auto rf = ref(stem);
@@ -117,7 +118,8 @@ TEST_F(CliEmbed, OneImageJsonOutAndDump) {
       EXPECT_NEAR(im["faces"][i]["bbox"][k].get<double>(), rf["faces"][i]["bbox"][k].get<double>(), 1e-3);
     for (int k = 0; k < 5; ++k)
       for (int c = 0; c < 2; ++c)
-        EXPECT_NEAR(im["faces"][i]["kps"][k][c].get<double>(), rf["faces"][i]["kps"][k][c].get<double>(), 1e-3);
+        EXPECT_NEAR(im["faces"][i]["kps"][k][c].get<double>(), rf["faces"][i]["kps"][k][c].get<double>(),
+                    1e-3);
     EXPECT_NEAR(im["faces"][i]["score"].get<double>(), rf["faces"][i]["score"].get<double>(), 1e-4);
   }
 
@@ -145,7 +147,8 @@ TEST_F(CliEmbed, OneImageJsonOutAndDump) {
   std::vector<float> b = blob.to_vector();
   std::vector<uint8_t> bgr(640 * 640 * 3);
   for (int i = 0; i < 640 * 640; ++i)
-    for (int c = 0; c < 3; ++c) bgr[i * 3 + (2 - c)] = static_cast<uint8_t>(b[c * 640 * 640 + i] * 128.0f + 127.5f);
+    for (int c = 0; c < 3; ++c)
+      bgr[i * 3 + (2 - c)] = static_cast<uint8_t>(b[c * 640 * 640 + i] * 128.0f + 127.5f);
   EXPECT_EQ(sha256(bgr.data(), bgr.size()), rf["det"]["det_img_sha256"].get<std::string>());
 }
 
@@ -169,11 +172,13 @@ TEST_F(CliEmbed, SeveralImagesCombine) {
   EXPECT_EQ(j["combine"]["used"].size(), 3u);
 
   // Median of three unit vectors, element-wise, renormalised.
-  CliRun r2 = run("embed " + models() + " --out " + q(dir_ / "median.npy") + " --keep-outliers --combine median" +
-               " --image " + image(stems[0]) + " --image " + image(stems[1]) + " --image " + image(stems[2]));
+  CliRun r2 =
+      run("embed " + models() + " --out " + q(dir_ / "median.npy") + " --keep-outliers --combine median" +
+          " --image " + image(stems[0]) + " --image " + image(stems[1]) + " --image " + image(stems[2]));
   ASSERT_EQ(r2.status, 0) << r2.err;
   std::vector<std::vector<float>> vs;
-  for (const auto& s : stems) vs.push_back(a2f::npy_read(fixture("face/reference/" + s + "/normed_embedding.npy")).to_vector());
+  for (const auto& s : stems)
+    vs.push_back(a2f::npy_read(fixture("face/reference/" + s + "/normed_embedding.npy")).to_vector());
   std::vector<float> med(512);
   for (int i = 0; i < 512; ++i) {
     float a = vs[0][i], b = vs[1][i], c = vs[2][i];
@@ -184,7 +189,8 @@ TEST_F(CliEmbed, SeveralImagesCombine) {
 
 TEST_F(CliEmbed, NoFaceIsAClearError) {
   const fs::path out = dir_ / "id.npy";
-  CliRun r = run("embed --image " + image("s11_blank_320x240") + " " + models() + " --out " + q(out) + " --json");
+  CliRun r =
+      run("embed --image " + image("s11_blank_320x240") + " " + models() + " --out " + q(out) + " --json");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("no face found"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("margin"), std::string::npos) << r.err;
@@ -193,8 +199,8 @@ TEST_F(CliEmbed, NoFaceIsAClearError) {
   EXPECT_TRUE(j["images"][0]["chosen_index"].is_null());
   EXPECT_EQ(j["images"][0]["faces"].size(), 0u);
   // With --skip-no-face the other photo is used alone.
-  CliRun r2 = run("embed --image " + image("s11_blank_320x240") + " --image " + image("s09_96x72") + " " + models() +
-               " --out " + q(out) + " --skip-no-face");
+  CliRun r2 = run("embed --image " + image("s11_blank_320x240") + " --image " + image("s09_96x72") + " " +
+                  models() + " --out " + q(out) + " --skip-no-face");
   EXPECT_EQ(r2.status, 0) << r2.err;
   auto normed = a2f::npy_read(fixture("face/reference/s09_96x72/normed_embedding.npy")).to_vector();
   EXPECT_GE(cosine(a2f::npy_read(out).to_vector(), normed), 0.99999);
@@ -207,7 +213,8 @@ TEST_F(CliEmbed, BadImagesAreClearErrors) {
   EXPECT_NE(r.err.find("No such file"), std::string::npos) << r.err;
 
   const std::string jpg = slurp(fixture("face/images/s01_640x480.jpg"));
-  std::ofstream(dir_ / "trunc.jpg", std::ios::binary).write(jpg.data(), static_cast<std::streamsize>(jpg.size() / 3));
+  std::ofstream(dir_ / "trunc.jpg", std::ios::binary)
+      .write(jpg.data(), static_cast<std::streamsize>(jpg.size() / 3));
   r = run("embed --image " + q(dir_ / "trunc.jpg") + tail);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("truncated"), std::string::npos) << r.err;
@@ -221,7 +228,8 @@ TEST_F(CliEmbed, BadImagesAreClearErrors) {
   std::string png = slurp(fixture("face/images/s09_96x72.png"));
   const unsigned char dims[8] = {0, 0, 0x75, 0x30, 0, 0, 0x75, 0x30};
   png.replace(16, 8, reinterpret_cast<const char*>(dims), 8);
-  std::ofstream(dir_ / "huge.png", std::ios::binary).write(png.data(), static_cast<std::streamsize>(png.size()));
+  std::ofstream(dir_ / "huge.png", std::ios::binary)
+      .write(png.data(), static_cast<std::streamsize>(png.size()));
   r = run("embed --image " + q(dir_ / "huge.png") + tail);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("too large"), std::string::npos) << r.err;
@@ -231,14 +239,16 @@ TEST_F(CliEmbed, BadImagesAreClearErrors) {
 TEST_F(CliEmbed, ModelFolderErrors) {
   // glintr100.onnx but no arcface.onnx: refused, naming what to download.
   fs::create_directories(dir_ / "antelopev2");
-  fs::copy_file(fixture("face/antelopev2_mini/scrfd_10g_bnkps.onnx"), dir_ / "antelopev2" / "scrfd_10g_bnkps.onnx");
+  fs::copy_file(fixture("face/antelopev2_mini/scrfd_10g_bnkps.onnx"),
+                dir_ / "antelopev2" / "scrfd_10g_bnkps.onnx");
   fs::copy_file(fixture("face/antelopev2_mini/arcface.onnx"), dir_ / "antelopev2" / "glintr100.onnx");
   CliRun r = run("embed --image " + image("s09_96x72") + " --antelope " + q(dir_ / "antelopev2") + " --out " +
-              q(dir_ / "id.npy"));
+                 q(dir_ / "id.npy"));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("arcface.onnx"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("FoivosPar/Arc2Face"), std::string::npos) << r.err;
-  r = run("embed --image " + image("s09_96x72") + " --antelope " + q(dir_ / "none") + " --out " + q(dir_ / "id.npy"));
+  r = run("embed --image " + image("s09_96x72") + " --antelope " + q(dir_ / "none") + " --out " +
+          q(dir_ / "id.npy"));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("does not exist"), std::string::npos) << r.err;
   // Usage error: --out is required.

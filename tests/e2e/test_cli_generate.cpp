@@ -85,7 +85,7 @@ TEST_F(CliGenerate, ClearErrorsNeverCrashes) {
       {"--id-embedding " + q(dir_ / "emb.npy") + " " + models() + "--width 60 --height 64", "multiples of 8"},
       {"--id-embedding " + q(dir_ / "emb.npy") + " --models " + q(dir_ / "nowhere") + " --base " +
            q(dir_ / "nowhere"),
-       "arc2face/config.json"},
+       "FoivosPar/Arc2Face arc2face/"},
       {"--id-embedding " + q(dir_ / "emb.npy") + " " + models() + "--device quantum", "unknown device"},
   };
   for (const Case& c : cases) {

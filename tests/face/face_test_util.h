@@ -70,8 +70,8 @@ class TempDir {
 // Face fixture images (tests/fixtures/face/images), in the order of the fixture README.
 inline const std::vector<std::string>& face_fixture_stems() {
   static const std::vector<std::string> stems = {
-      "s01_640x480", "s03_300x400", "s04_gray_500x375", "s05_rgba_400x400", "s06_1280x1280",
-      "s08_1600x400", "s09_96x72", "s10_palette_320x240", "s11_blank_320x240"};
+      "s01_640x480",  "s03_300x400", "s04_gray_500x375",    "s05_rgba_400x400", "s06_1280x1280",
+      "s08_1600x400", "s09_96x72",   "s10_palette_320x240", "s11_blank_320x240"};
   return stems;
 }
 

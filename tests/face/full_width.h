@@ -46,8 +46,10 @@ inline FullWidth full_width_models() {
                             fw.dir.string() + ".log' 2>&1";
     const int st = std::system(cmd.c_str());
     const int rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    if (rc == 77) fw.why = "/usr/bin/python3 has no torch/onnx: cannot generate the full-width graphs";
-    else if (rc != 0) fw.why = "scripts/make_full_width_onnx.py failed (see " + fw.dir.string() + ".log)";
+    if (rc == 77)
+      fw.why = "/usr/bin/python3 has no torch/onnx: cannot generate the full-width graphs";
+    else if (rc != 0)
+      fw.why = "scripts/make_full_width_onnx.py failed (see " + fw.dir.string() + ".log)";
   }
   fw.available = fw.why.empty() && full_width_current(fw.dir);
   if (fw.why.empty() && !fw.available) fw.why = "full-width graphs missing after generation";

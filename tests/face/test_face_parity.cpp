@@ -31,7 +31,7 @@ Image8 load_bgr(const std::string& stem) {
 }
 
 struct Tolerances {
-  double px = 1e-3;     // bbox / kps, original-image pixels
+  double px = 1e-3;  // bbox / kps, original-image pixels
   double score = 1e-4;
   double cosine = 0.99999;
 };
@@ -57,7 +57,8 @@ void check_image(FaceAnalysis& fa, const std::string& stem, const Tolerances& to
   ASSERT_EQ(a.faces.size(), rf.size());
   double max_px = 0, max_score = 0;
   for (size_t i = 0; i < rf.size(); ++i) {
-    for (int k = 0; k < 4; ++k) max_px = std::max(max_px, std::fabs(a.faces[i].bbox[k] - rf[i]["bbox"][k].get<double>()));
+    for (int k = 0; k < 4; ++k)
+      max_px = std::max(max_px, std::fabs(a.faces[i].bbox[k] - rf[i]["bbox"][k].get<double>()));
     for (int k = 0; k < 5; ++k)
       for (int c = 0; c < 2; ++c)
         max_px = std::max(max_px, std::fabs(a.faces[i].kps[k][c] - rf[i]["kps"][k][c].get<double>()));
@@ -79,7 +80,8 @@ void check_image(FaceAnalysis& fa, const std::string& stem, const Tolerances& to
   const auto m = face::estimate_norm(a.faces[a.chosen].kps);
   const auto& rm = ref["chosen"]["similarity_matrix_M"];
   for (int r = 0; r < 2; ++r)
-    for (int c = 0; c < 3; ++c) EXPECT_NEAR(m[r][c], rm[r][c].get<double>(), c == 2 ? 2e-3 : 2e-5) << r << "," << c;
+    for (int c = 0; c < 3; ++c)
+      EXPECT_NEAR(m[r][c], rm[r][c].get<double>(), c == 2 ? 2e-3 : 2e-5) << r << "," << c;
 
   // Aligned crop: within +-1 grey level, a handful (<= 0.1%) of larger differences tolerated at sharp edges.
   Tensor aligned_ref = npy_read(test::fixture("face/reference/" + stem + "/aligned.npy"));
@@ -118,10 +120,10 @@ TEST(FaceParity, AllFixtureImagesCpuBackend) {
   for (const auto& stem : test::face_fixture_stems()) check_image(fa, stem, {});
 }
 
-TEST(FaceParity, RefBackendTwoImages) {
+TEST(FaceParity, RefBackendOneImage) {
   auto be = make_ref_backend();
   FaceAnalysis fa(mini_options(), *be);
-  for (const char* stem : {"s03_300x400", "s11_blank_320x240"}) check_image(fa, stem, {});
+  check_image(fa, "s03_300x400", {});  // the scalar reference kernels: one image keeps the test short
 }
 
 TEST(FaceParity, AlignedCropFromReferenceKeypoints) {

@@ -33,7 +33,8 @@ TEST(FaceFullWidth, Scrfd10gMatchesTorch) {
       ASSERT_EQ(ys[i].shape(), ref.shape()) << "output " << i;
       // fp32 with a different summation order than PyTorch through 50+ layers.
       EXPECT_LE(test::rel_error(ys[i], ref), 1e-4) << "output " << i;
-      ::testing::Test::RecordProperty(tag + "_out" + std::to_string(i) + "_rel", cat(test::rel_error(ys[i], ref)));
+      ::testing::Test::RecordProperty(tag + "_out" + std::to_string(i) + "_rel",
+                                      cat(test::rel_error(ys[i], ref)));
     }
   }
 }

@@ -22,7 +22,8 @@ void expect_vec_near(const std::vector<float>& a, const std::vector<float>& b, d
 }
 
 TEST(FaceIdentity, MeanMedianTrimmed) {
-  const std::vector<std::vector<float>> e = {unit({1, 0, 0, 0}), unit({0.8f, 0.6f, 0, 0}), unit({0.8f, 0, 0.6f, 0})};
+  const std::vector<std::vector<float>> e = {unit({1, 0, 0, 0}), unit({0.8f, 0.6f, 0, 0}),
+                                             unit({0.8f, 0, 0.6f, 0})};
   CombineOptions o;
   o.drop_outliers = false;
   // Mean: (2.6, 0.6, 0.6, 0) / |.|

@@ -1,7 +1,6 @@
 // Image decoding against Pillow 9.4 (fixture bgr_sha256 values and tests/face/data/images/expected.json), the
 // error cases, and PNG encoding with text chunks.
 #include <gtest/gtest.h>
-
 #include <zlib.h>
 
 #include <cstring>
@@ -15,7 +14,9 @@ namespace {
 using test::face_data;
 using test::sha256_hex;
 
-std::string rgb_sha(const Image8& img) { return sha256_hex(img.pixels.data(), img.pixels.size()); }
+std::string rgb_sha(const Image8& img) {
+  return sha256_hex(img.pixels.data(), img.pixels.size());
+}
 
 TEST(FaceImage, FixturesDecodeLikePillow) {
   for (const auto& stem : test::face_fixture_stems()) {
@@ -41,7 +42,8 @@ TEST(FaceImage, SmallCasesDecodeLikePillow) {
     EXPECT_EQ(rgb_sha(img), e["rgb_sha256"].get<std::string>());
     ImageReadOptions no_exif;
     no_exif.apply_exif_orientation = false;
-    EXPECT_EQ(rgb_sha(image_read(face_data("images/" + name), no_exif)), e["rgb_sha256_no_exif"].get<std::string>());
+    EXPECT_EQ(rgb_sha(image_read(face_data("images/" + name), no_exif)),
+              e["rgb_sha256_no_exif"].get<std::string>());
   }
 }
 
@@ -54,7 +56,9 @@ TEST(FaceImage, OrientationByHand) {
   for (int y = 0; y < 2; ++y)
     for (int x = 0; x < 3; ++x)
       for (int c = 0; c < 3; ++c) img.pixels[(y * 3 + x) * 3 + c] = static_cast<uint8_t>(10 * y + x);
-  auto at = [](const Image8& im, int x, int y) { return im.pixels[(static_cast<size_t>(y) * im.width + x) * 3]; };
+  auto at = [](const Image8& im, int x, int y) {
+    return im.pixels[(static_cast<size_t>(y) * im.width + x) * 3];
+  };
   // 6: displayed rotated 90 degrees clockwise: the top row of the result is the left column, bottom to top.
   Image8 r6 = image_apply_orientation(img, 6);
   EXPECT_EQ(r6.width, 2);
@@ -112,7 +116,8 @@ TEST(FaceImage, ErrorsAreClear) {
   ImageReadOptions small;
   small.max_pixels = 640 * 480 - 1;
   expect_error([&] { image_read(test::face_fixture_image("s01_640x480"), small); }, "too large");
-  expect_error([&] { image_read(test::face_fixture_image("s03_300x400"), {.max_pixels = 1000}); }, "too large");
+  expect_error([&] { image_read(test::face_fixture_image("s03_300x400"), {.max_pixels = 1000}); },
+               "too large");
 
   // A PNG header that claims 100000 x 100000 pixels: refused before any pixel is decoded.
   std::vector<uint8_t> bomb(png.begin(), png.begin() + 33);
@@ -131,8 +136,9 @@ TEST(FaceImage, PngWriteWithText) {
   img.width = 5;
   img.height = 4;
   for (int i = 0; i < 60; ++i) img.pixels.push_back(static_cast<uint8_t>(i * 4));
-  const std::string latin = "photo of a id person, Steps: 25, caf\xc3\xa9";  // UTF-8 e-acute, Latin-1 representable
-  const std::string utf8 = "\xe4\xba\xba\xe7\x89\xa9 portrait";                // CJK: needs iTXt
+  const std::string latin =
+      "photo of a id person, Steps: 25, caf\xc3\xa9";            // UTF-8 e-acute, Latin-1 representable
+  const std::string utf8 = "\xe4\xba\xba\xe7\x89\xa9 portrait";  // CJK: needs iTXt
   png_write(dir / "out.png", img, {{"parameters", latin}, {"Comment", utf8}});
   Image8 back = image_read(dir / "out.png");
   EXPECT_EQ(back.width, 5);

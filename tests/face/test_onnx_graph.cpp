@@ -1,6 +1,6 @@
 // The ONNX loader and interpreter: operator cases exported by torch.onnx with PyTorch's outputs
-// (tests/face/data/onnx, scripts/face_make_onnx_cases.py), the fixture models' structure, and clear errors for
-// malformed, unsupported or external-data models.
+// (tests/face/data/onnx, scripts/face_make_onnx_cases.py), the fixture models' structure, and clear errors
+// for malformed, unsupported or external-data models.
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
@@ -44,7 +44,8 @@ void run_cases(Backend& be, const OnnxGraphOptions& go = {}) {
         Tensor ref = npy_read(face_data(base + ".out" + std::to_string(i) + ".npy"));
         Tensor y = be.to_host(ys[i]);
         ASSERT_EQ(y.shape(), ref.shape()) << "output " << i;
-        EXPECT_LE(test::max_abs_diff(y, ref), 2e-5 * std::max(1.0, test::max_abs_diff(ref, Tensor::zeros(ref.shape()))))
+        EXPECT_LE(test::max_abs_diff(y, ref),
+                  2e-5 * std::max(1.0, test::max_abs_diff(ref, Tensor::zeros(ref.shape()))))
             << "output " << i;
       }
     }
@@ -81,12 +82,14 @@ TEST(FaceOnnx, FixtureModelsStructure) {
     ASSERT_EQ(model.inputs.size(), 1u);
     EXPECT_EQ(model.inputs[0].name, m["inputs"][0][0].get<std::string>());
     ASSERT_EQ(model.outputs.size(), m["outputs"].size());
-    for (size_t i = 0; i < model.outputs.size(); ++i) EXPECT_EQ(model.outputs[i].name, m["outputs"][i][0].get<std::string>());
+    for (size_t i = 0; i < model.outputs.size(); ++i)
+      EXPECT_EQ(model.outputs[i].name, m["outputs"][i][0].get<std::string>());
     OnnxGraph g(std::move(model), *be);
     std::map<std::string, int> want;
     for (const auto& [op, n] : m["ops"].items()) want[op] = n.get<int>();
     EXPECT_EQ(g.op_counts(), want);
-    for (size_t i = 0; i < 8; ++i) EXPECT_EQ(g.node_names()[i], m["first_8_node_names"][i].get<std::string>());
+    for (size_t i = 0; i < 8; ++i)
+      EXPECT_EQ(g.node_names()[i], m["first_8_node_names"][i].get<std::string>());
   }
   auto g = OnnxGraph::load(test::fixture("face/antelopev2_mini/scrfd_10g_bnkps.onnx"), *be);
   EXPECT_EQ(g->inputs()[0].shape_desc(), "[1, 3, ?, ?]");
@@ -156,8 +159,9 @@ TEST(FaceOnnx, LoadErrorsAreClear) {
   auto real = test::read_bytes(test::fixture("face/antelopev2_mini/arcface.onnx"));
   test::write_bytes(dir / "trunc.onnx", real.data(), real.size() / 2);
   expect_error([&] { onnx_load(dir / "trunc.onnx"); }, "not a valid ONNX model");
-  expect_error([&] { onnx_load(test::fixture("face/antelopev2_mini/arcface.onnx"), {.max_file_bytes = 1000}); },
-               "over the limit");
+  expect_error(
+      [&] { onnx_load(test::fixture("face/antelopev2_mini/arcface.onnx"), {.max_file_bytes = 1000}); },
+      "over the limit");
 
   // External data.
   {
@@ -184,7 +188,8 @@ TEST(FaceOnnx, LoadErrorsAreClear) {
     w->add_dims(4);
     w->set_raw_data(std::string(12, '\0'));
     save(m, dir / "short.onnx");
-    expect_error([&] { onnx_load(dir / "short.onnx"); }, "initializer 'w': has 12 bytes of data, expected 16");
+    expect_error([&] { onnx_load(dir / "short.onnx"); },
+                 "initializer 'w': has 12 bytes of data, expected 16");
     w->clear_raw_data();
     w->add_float_data(1.0f);
     save(m, dir / "short2.onnx");
@@ -195,7 +200,8 @@ TEST(FaceOnnx, LoadErrorsAreClear) {
   }
   // Unsupported operator, attribute, domain; malformed graphs.
   save(tiny_model("Pad"), dir / "pad.onnx");
-  expect_error([&] { OnnxGraph::load(dir / "pad.onnx", *be); }, "Pad node 'Pad_0': operator Pad is not supported");
+  expect_error([&] { OnnxGraph::load(dir / "pad.onnx", *be); },
+               "Pad node 'Pad_0': operator Pad is not supported");
   {
     onnx::ModelProto m = tiny_model("Relu");
     auto* a = m.mutable_graph()->mutable_node(0)->add_attribute();
@@ -203,7 +209,8 @@ TEST(FaceOnnx, LoadErrorsAreClear) {
     a->set_type(onnx::AttributeProto_AttributeType_FLOAT);
     a->set_f(0.1f);
     save(m, dir / "attr.onnx");
-    expect_error([&] { OnnxGraph::load(dir / "attr.onnx", *be); }, "attribute 'alpha' is not supported for Relu");
+    expect_error([&] { OnnxGraph::load(dir / "attr.onnx", *be); },
+                 "attribute 'alpha' is not supported for Relu");
   }
   {
     onnx::ModelProto m = tiny_model("Relu");

@@ -104,6 +104,35 @@ TEST_P(UNetParity, SizeNotMultipleOfUpsamplingFactor) {
   EXPECT_LE(rel_error(out, data_array("unet_odd_out")), 1e-4);
 }
 
+// time_cond_proj_dim (LCM-distilled UNets): cond_proj(condition) is added to the sinusoidal embedding.
+TEST_P(UNetParity, TimeCondProj) {
+  nlohmann::json j = fixture_config();
+  j["time_cond_proj_dim"] = 8;
+  auto cfg = UNet2DConditionConfig::from_reader(ConfigReader(j, "config.json"));
+  StateDict sd = load_state_dict(fixture("models/arc2face/diffusion_pytorch_model.safetensors"));
+  sd["time_embedding.cond_proj.weight"] = data_array("unet_cond_proj_w");
+  UNet2DConditionModel m(cfg, sd, "unet+cond_proj", be());
+  Tensor pe = ref_array("prompt_embeds").narrow(0, 0, 1).contiguous();
+  Tensor out = m.forward(ref_array("unet_in_latents"), scalar_t(500), pe, nullptr, data_array("unet_cond"));
+  EXPECT_LE(rel_error(out, data_array("unet_cond_out")), 1e-4);
+  expect_error([&] { m.forward(ref_array("unet_in_latents"), scalar_t(500), pe); },
+               {"time_cond_proj_dim = 8"});
+}
+
+// SD2-style variants: use_linear_projection, per-block attention_head_dim, transformer_layers_per_block 2,
+// only_cross_attention (attn1 attends to the context).
+TEST_P(UNetParity, LinearProjectionPerBlockHeadsTwoTransformerLayersOnlyCrossAttention) {
+  auto m = UNet2DConditionModel::from_pretrained(
+      std::filesystem::path(A2F_SOURCE_DIR) / "tests/models/data/unet_variant", be());
+  EXPECT_EQ(m->config().num_attention_heads, (std::vector<int64_t>{2, 4}));
+  EXPECT_EQ(m->config().transformer_layers_per_block[0], (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(m->config().reverse_transformer_layers_per_block[1], (std::vector<int64_t>{2, 2, 2}));
+  Tensor ehs =
+      be().concat({ref_array("negative_prompt_embeds"), ref_array("prompt_embeds").narrow(0, 2, 1)}, 0);
+  Tensor out = m->forward(data_array("unet_variant_in"), scalar_t(77), ehs);
+  EXPECT_LE(rel_error(out, data_array("unet_variant_out")), 1e-4);
+}
+
 // bf16 compute on the cpu backend stays close to the f32 reference (a sanity bound for the reduced precision,
 // not a parity claim).
 TEST(UNet, Bf16OnCpuStaysNearReference) {

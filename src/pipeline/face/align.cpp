@@ -11,8 +11,11 @@ namespace a2f::face {
 std::array<std::array<float, 2>, 5> arcface_template(int image_size) {
   A2F_CHECK(image_size > 0 && (image_size % 112 == 0 || image_size % 128 == 0), "alignment size ", image_size,
             " must be a multiple of 112 or 128");
-  static const float dst[5][2] = {
-      {38.2946f, 51.6963f}, {73.5318f, 51.5014f}, {56.0252f, 71.7366f}, {41.5493f, 92.3655f}, {70.7299f, 92.2041f}};
+  static const float dst[5][2] = {{38.2946f, 51.6963f},
+                                  {73.5318f, 51.5014f},
+                                  {56.0252f, 71.7366f},
+                                  {41.5493f, 92.3655f},
+                                  {70.7299f, 92.2041f}};
   float ratio, diff_x;
   if (image_size % 112 == 0) {
     ratio = static_cast<float>(image_size / 112.0);
@@ -69,7 +72,8 @@ Image8 warp_affine(const Image8& img, const Affine& m, int size) {
   out.channels = img.channels;
   out.pixels.assign(static_cast<size_t>(size) * size * img.channels, 0);
   cv::Mat dst(size, size, type, out.pixels.data());
-  cv::warpAffine(src, dst, mm, cv::Size(size, size), cv::INTER_LINEAR, cv::BORDER_CONSTANT, cv::Scalar(0, 0, 0, 0));
+  cv::warpAffine(src, dst, mm, cv::Size(size, size), cv::INTER_LINEAR, cv::BORDER_CONSTANT,
+                 cv::Scalar(0, 0, 0, 0));
   A2F_ASSERT(dst.data == out.pixels.data());  // written in place
   return out;
 }

@@ -34,15 +34,18 @@ void resolve_model_files(const AnalysisOptions& opt, fs::path& detector, fs::pat
     recognizer = dir / "arcface.onnx";
     if (!fs::exists(recognizer, ec)) {
       if (fs::exists(dir / "glintr100.onnx", ec)) {
-        fail("'", dir.string(), "' has glintr100.onnx but no arcface.onnx. Arc2Face needs its own recognizer: "
+        fail("'", dir.string(),
+             "' has glintr100.onnx but no arcface.onnx. Arc2Face needs its own recognizer: "
              "download arcface.onnx from the Hugging Face repo FoivosPar/Arc2Face into this folder "
              "(glintr100.onnx gives different embeddings and wrong identities)");
       }
-      fail("no arcface.onnx in '", dir.string(), "': download it from the Hugging Face repo FoivosPar/Arc2Face");
+      fail("no arcface.onnx in '", dir.string(),
+           "': download it from the Hugging Face repo FoivosPar/Arc2Face");
     }
   }
   A2F_CHECK(fs::is_regular_file(detector, ec), "face detector '", detector.string(), "' does not exist");
-  A2F_CHECK(fs::is_regular_file(recognizer, ec), "face recognizer '", recognizer.string(), "' does not exist");
+  A2F_CHECK(fs::is_regular_file(recognizer, ec), "face recognizer '", recognizer.string(),
+            "' does not exist");
 }
 
 FaceAnalysis::FaceAnalysis(const AnalysisOptions& opt, Backend& backend) {

@@ -24,18 +24,19 @@ struct AnalysisOptions {
 };
 
 struct Analysis {
-  int width = 0, height = 0;     // of the decoded image
-  std::vector<Face> faces;       // insightface order
-  int chosen = -1;               // Arc2Face's choice; -1 when no face was found
-  Image8 aligned;                // chosen face, 112x112 BGR (empty when none)
+  int width = 0, height = 0;            // of the decoded image
+  std::vector<Face> faces;              // insightface order
+  int chosen = -1;                      // Arc2Face's choice; -1 when no face was found
+  Image8 aligned;                       // chosen face, 112x112 BGR (empty when none)
   std::vector<float> raw_embedding;     // recognizer output
   std::vector<float> normed_embedding;  // raw / ||raw||
-  DetectDebug det;               // letterbox, blob (kept only when asked)
+  DetectDebug det;                      // letterbox, blob (kept only when asked)
 };
 
 // Resolves the model files: the explicit paths, else <dir>/scrfd_10g_bnkps.onnx or <dir>/det_10g.onnx and
 // <dir>/arcface.onnx. glintr100.onnx (antelopev2's own recognizer) is never used in place of arcface.onnx.
-void resolve_model_files(const AnalysisOptions& opt, std::filesystem::path& detector, std::filesystem::path& recognizer);
+void resolve_model_files(const AnalysisOptions& opt, std::filesystem::path& detector,
+                         std::filesystem::path& recognizer);
 
 class FaceAnalysis {
  public:

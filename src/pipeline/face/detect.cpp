@@ -2,11 +2,10 @@
 // (_init_vars, detect, forward, nms, distance2bbox, distance2kps).
 #include "pipeline/face/detect.h"
 
-#include <opencv2/imgproc.hpp>
-
 #include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <opencv2/imgproc.hpp>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -42,7 +41,8 @@ Image8 letterbox_image(const Image8& bgr, const Letterbox& lb, int input_w, int 
   canvas.height = input_h;
   canvas.channels = 3;
   canvas.pixels.assign(static_cast<size_t>(input_w) * input_h * 3, 0);
-  for (int y = 0; y < lb.new_h; ++y) std::memcpy(canvas.row(y), resized.ptr(y), static_cast<size_t>(lb.new_w) * 3);
+  for (int y = 0; y < lb.new_h; ++y)
+    std::memcpy(canvas.row(y), resized.ptr(y), static_cast<size_t>(lb.new_w) * 3);
   return canvas;
 }
 
@@ -57,7 +57,8 @@ Tensor image_blob(const Image8& bgr, float mean, float std) {
     const uint8_t* row = bgr.row(y);
     for (int x = 0; x < w; ++x) {
       const size_t i = static_cast<size_t>(y) * w + x;
-      for (int c = 0; c < 3; ++c) out[c * plane + i] = (static_cast<float>(row[3 * x + 2 - c]) - mean) * scale;
+      for (int c = 0; c < 3; ++c)
+        out[c * plane + i] = (static_cast<float>(row[3 * x + 2 - c]) - mean) * scale;
     }
   }
   return blob;
@@ -126,15 +127,36 @@ ScrfdDetector::ScrfdDetector(std::unique_ptr<OnnxGraph> graph, const DetectorOpt
             graph_->inputs().size());
   const size_t nout = graph_->outputs().size();
   switch (nout) {
-    case 6: fmc_ = 3; strides_ = {8, 16, 32}; num_anchors_ = 2; use_kps_ = false; break;
-    case 9: fmc_ = 3; strides_ = {8, 16, 32}; num_anchors_ = 2; use_kps_ = true; break;
-    case 10: fmc_ = 5; strides_ = {8, 16, 32, 64, 128}; num_anchors_ = 1; use_kps_ = false; break;
-    case 15: fmc_ = 5; strides_ = {8, 16, 32, 64, 128}; num_anchors_ = 1; use_kps_ = true; break;
+    case 6:
+      fmc_ = 3;
+      strides_ = {8, 16, 32};
+      num_anchors_ = 2;
+      use_kps_ = false;
+      break;
+    case 9:
+      fmc_ = 3;
+      strides_ = {8, 16, 32};
+      num_anchors_ = 2;
+      use_kps_ = true;
+      break;
+    case 10:
+      fmc_ = 5;
+      strides_ = {8, 16, 32, 64, 128};
+      num_anchors_ = 1;
+      use_kps_ = false;
+      break;
+    case 15:
+      fmc_ = 5;
+      strides_ = {8, 16, 32, 64, 128};
+      num_anchors_ = 1;
+      use_kps_ = true;
+      break;
     default:
       fail(src, " is not an SCRFD face detector: it has ", nout, " outputs (expected 6, 9, 10 or 15)");
   }
-  A2F_CHECK(use_kps_, src, ": this SCRFD model has no keypoint outputs; alignment needs the 5 keypoints "
-                           "(use scrfd_10g_bnkps.onnx / det_10g.onnx)");
+  A2F_CHECK(use_kps_, src,
+            ": this SCRFD model has no keypoint outputs; alignment needs the 5 keypoints "
+            "(use scrfd_10g_bnkps.onnx / det_10g.onnx)");
   const OnnxValueInfo& in = graph_->inputs()[0];
   A2F_CHECK(in.has_shape && in.dims.size() == 4, src, ": input '", in.name, "' has shape ", in.shape_desc(),
             ", expected [1, 3, H, W]");
@@ -143,17 +165,19 @@ ScrfdDetector::ScrfdDetector(std::unique_ptr<OnnxGraph> graph, const DetectorOpt
     input_h_ = static_cast<int>(in.dims[2]);
     input_w_ = static_cast<int>(in.dims[3]);
     if (input_w_ != opt_.det_size || input_h_ != opt_.det_size)
-      log_warn(src, " has a fixed input size ", input_w_, "x", input_h_, "; det_size ", opt_.det_size, " is ignored");
+      log_warn(src, " has a fixed input size ", input_w_, "x", input_h_, "; det_size ", opt_.det_size,
+               " is ignored");
   } else {
     input_w_ = input_h_ = opt_.det_size;
   }
-  A2F_CHECK(input_w_ >= 32 && input_h_ >= 32 && input_w_ <= 4096 && input_h_ <= 4096, src, ": detector input size ",
-            input_w_, "x", input_h_, " is out of range");
+  A2F_CHECK(input_w_ >= 32 && input_h_ >= 32 && input_w_ <= 4096 && input_h_ <= 4096, src,
+            ": detector input size ", input_w_, "x", input_h_, " is out of range");
 }
 
 std::vector<Face> ScrfdDetector::decode(const std::vector<Tensor>& outputs, double det_scale, int input_w,
                                         int input_h, DetectDebug* debug) const {
-  A2F_CHECK(outputs.size() == static_cast<size_t>(3 * fmc_), "detector returned ", outputs.size(), " outputs");
+  A2F_CHECK(outputs.size() == static_cast<size_t>(3 * fmc_), "detector returned ", outputs.size(),
+            " outputs");
   const float scale_f = static_cast<float>(det_scale);  // numpy: float32 array / python float -> float32
   std::vector<Face> cand;
   for (int idx = 0; idx < fmc_; ++idx) {
@@ -164,8 +188,8 @@ std::vector<Face> ScrfdDetector::decode(const std::vector<Tensor>& outputs, doub
       Tensor t = t0.to(DType::F32).contiguous();
       if (t.ndim() == 3) t = t.squeeze(0);  // "batched" exports: [1, N, C]
       A2F_CHECK(t.ndim() == 2 && t.dim(0) == rows && t.dim(1) == cols, graph_->source(), ": ", what,
-                " output for stride ", stride, " has shape ", shape_str(t0.shape()), ", expected [", rows, ", ", cols,
-                "]");
+                " output for stride ", stride, " has shape ", shape_str(t0.shape()), ", expected [", rows,
+                ", ", cols, "]");
       return t;
     };
     const Tensor scores = rows_of(outputs[idx], 1, "score");
@@ -208,7 +232,8 @@ std::vector<Face> ScrfdDetector::detect(const Image8& bgr, DetectDebug* debug) {
   const Letterbox lb = letterbox_params(bgr.width, bgr.height, input_w_, input_h_);
   Image8 canvas = letterbox_image(bgr, lb, input_w_, input_h_);
   Tensor blob = image_blob(canvas, 127.5f, 128.0f);  // [1, 3, H, W]
-  std::vector<Tensor> outs = graph_->run({blob});
+  std::vector<Tensor> outs = graph_->run({graph_->backend().to_device(blob)});
+  for (Tensor& o : outs) o = graph_->backend().to_host(o);
   if (debug) {
     debug->letterbox = lb;
     debug->blob = blob;

@@ -21,9 +21,9 @@ struct Face {
 };
 
 struct DetectorOptions {
-  int det_size = 640;        // square input size when the model's input H/W are dynamic
-  float det_thresh = 0.5f;   // score >= det_thresh
-  float nms_thresh = 0.4f;   // suppress IoU > nms_thresh
+  int det_size = 640;       // square input size when the model's input H/W are dynamic
+  float det_thresh = 0.5f;  // score >= det_thresh
+  float nms_thresh = 0.4f;  // suppress IoU > nms_thresh
 };
 
 struct Letterbox {

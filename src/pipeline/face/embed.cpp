@@ -40,8 +40,8 @@ std::vector<float> ArcFaceRecognizer::embed_aligned(const Image8& aligned) {
   A2F_CHECK(aligned.width == input_size_ && aligned.height == input_size_ && aligned.channels == 3,
             "recognizer input must be a ", input_size_, "x", input_size_, " BGR crop");
   Tensor blob = image_blob(aligned, mean_, std_);  // [1, 3, S, S]
-  std::vector<Tensor> out = graph_->run({blob});
-  std::vector<float> emb = out[0].to_vector();  // .flatten()
+  std::vector<Tensor> out = graph_->run({graph_->backend().to_device(blob)});
+  std::vector<float> emb = graph_->backend().to_host(out[0]).to_vector();  // .flatten()
   for (float v : emb) A2F_CHECK(std::isfinite(v), graph_->source(), ": the embedding has non-finite values");
   return emb;
 }

@@ -18,9 +18,12 @@ CombineMethod combine_method_parse(const std::string& s) {
 
 const char* combine_method_name(CombineMethod m) {
   switch (m) {
-    case CombineMethod::Mean: return "mean";
-    case CombineMethod::Median: return "median";
-    case CombineMethod::TrimmedMean: return "trimmed-mean";
+    case CombineMethod::Mean:
+      return "mean";
+    case CombineMethod::Median:
+      return "median";
+    case CombineMethod::TrimmedMean:
+      return "trimmed-mean";
   }
   return "?";
 }
@@ -64,7 +67,8 @@ double cosine(const std::vector<float>& a, const std::vector<float>& b) {
   return ab / std::sqrt(aa * bb);
 }
 
-CombineResult combine_embeddings(const std::vector<std::vector<float>>& embeddings, const CombineOptions& opt) {
+CombineResult combine_embeddings(const std::vector<std::vector<float>>& embeddings,
+                                 const CombineOptions& opt) {
   A2F_CHECK(!embeddings.empty(), "no embeddings to combine");
   const size_t dim = embeddings[0].size();
   A2F_CHECK(dim > 0, "empty embedding");
@@ -118,7 +122,8 @@ CombineResult combine_embeddings(const std::vector<std::vector<float>>& embeddin
   if (opt.method == CombineMethod::Mean) {
     c = mean_of(e, used);
   } else {
-    const size_t cut = opt.method == CombineMethod::TrimmedMean ? static_cast<size_t>(opt.trim * double(m)) : 0;
+    const size_t cut =
+        opt.method == CombineMethod::TrimmedMean ? static_cast<size_t>(opt.trim * double(m)) : 0;
     std::vector<double> col(m);
     for (size_t k = 0; k < dim; ++k) {
       for (size_t i = 0; i < m; ++i) col[i] = e[used[i]][k];
@@ -138,7 +143,8 @@ CombineResult combine_embeddings(const std::vector<std::vector<float>>& embeddin
 }
 
 std::vector<float> mix_embeddings(const std::vector<float>& a, const std::vector<float>& b, double weight) {
-  A2F_CHECK(a.size() == b.size() && !a.empty(), "cannot mix embeddings of lengths ", a.size(), " and ", b.size());
+  A2F_CHECK(a.size() == b.size() && !a.empty(), "cannot mix embeddings of lengths ", a.size(), " and ",
+            b.size());
   A2F_CHECK(weight >= 0.0 && weight <= 1.0, "mixing weight ", weight, " must be in [0, 1]");
   std::vector<double> ua = normalized(std::vector<double>(a.begin(), a.end()), "first identity");
   std::vector<double> ub = normalized(std::vector<double>(b.begin(), b.end()), "second identity");
