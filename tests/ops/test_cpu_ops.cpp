@@ -15,6 +15,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 
 #include "backends/cpu/cpu_alloc.h"
 #include "backends/cpu/cpu_backend.h"
@@ -99,13 +100,15 @@ TEST_F(CpuOps, Conv2dMatchesRef) {
 
 TEST_F(CpuOps, Conv2dWinogradMatchesRef) {
   // oneDNN's f32 Winograd F(2x2 / 4x4, 3x3) for 3x3 stride-1 convolutions: measured NMSE <= 1.4e-12 against
-  // the reference (direct: ~3e-13), inside the f32 bound.
+  // the reference (direct: ~3e-13), inside the f32 bound. Used from 16x16 outputs (f32) / 32x32 (bf16
+  // inputs).
   a2f::CpuBackend wcpu;
   wcpu.set_winograd_max_weight_bytes(SIZE_MAX);
-  const std::pair<Shape, Act> cases[] = {{{1, 32, 17, 13}, Act::None},
-                                         {{2, 64, 8, 8}, Act::Relu},
-                                         {{1, 16, 40, 24}, Act::None},
-                                         {{1, 7, 5, 3}, Act::None}};
+  const std::pair<Shape, Act> cases[] = {{{1, 32, 17, 19}, Act::None},  // f32 only
+                                         {{2, 64, 16, 16}, Act::Relu},  // f32 only
+                                         {{1, 16, 40, 32}, Act::None},  // f32 and bf16
+                                         {{2, 32, 8, 8}, Act::None},    // too small: direct
+                                         {{1, 7, 5, 3}, Act::None}};    // direct
   int i = 0;
   for (const auto& [xs, act] : cases) {
     a2f::Conv2dParams p = a2f::Conv2dParams::same(1, 1);
@@ -114,17 +117,29 @@ TEST_F(CpuOps, Conv2dWinogradMatchesRef) {
                  b = randn({xs[1]}, 720 + i);
     const Tensor y = wcpu.conv2d(x, w, b, p);
     EXPECT_LE(nmse(y, ref->conv2d(x, w, b, p)), kF32Sum) << "case " << i;
+    const bool avx512 = a2f::cpu::isa_supported(a2f::cpu::Isa::Avx512) && xs[1] % 16 == 0;
+    const int64_t pixels = xs[2] * xs[3];
     const std::string impl = wcpu.conv_impl(x, w, true, p);
-    if (a2f::cpu::isa_supported(a2f::cpu::Isa::Avx512) && xs[1] % 16 == 0) {
-      EXPECT_NE(impl.find("wino"), std::string::npos) << "case " << i << ": " << impl;
+    if (avx512) {
+      EXPECT_EQ(impl.find("wino") != std::string::npos, pixels >= 256) << "case " << i << ": " << impl;
     }
-    // bf16 inputs take the same f32 Winograd (widened exactly); only the bf16 output rounds.
+    // bf16 inputs take the same f32 Winograd (widened exactly) on large images; only the bf16 output rounds.
     const Tensor xb = x.to(DType::BF16), wb = w.to(DType::BF16);
     const Tensor yb = wcpu.conv2d(xb, wb, b, p);
     EXPECT_EQ(yb.dtype(), DType::BF16);
     EXPECT_LE(nmse(yb, ref->conv2d(xb, wb, b, p)), kBf16) << "case " << i;
-    EXPECT_EQ(wcpu.conv_impl(xb, wb, true, p), impl) << "case " << i;
+    const std::string impl_b = wcpu.conv_impl(xb, wb, true, p);
+    if (avx512) {
+      EXPECT_EQ(impl_b.find("wino") != std::string::npos, pixels >= 1024) << "case " << i << ": " << impl_b;
+    }
     ++i;
+  }
+  // The default backend uses direct convolution.
+  const Tensor x = randn({1, 16, 40, 32}, 730), w = randn({16, 16, 3, 3}, 731, 0.1f);
+  a2f::CpuBackend dcpu;
+  dcpu.conv2d(x, w, Tensor(), a2f::Conv2dParams::same(1, 1));
+  if (!std::getenv("A2F_CPU_WINOGRAD")) {
+    EXPECT_EQ(dcpu.conv_impl(x, w, false, a2f::Conv2dParams::same(1, 1)).find("wino"), std::string::npos);
   }
 }
 
