@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Browser test of the web page: starts `arc2face serve` with the tiny fixture models on a free port, drives
 # Debian's chromium (headless) with npm playwright-core (installed into tests/browser/; no browser is ever
-# downloaded), uploads fixture photos, runs a generation, checks the gallery and saves a screenshot.
+# downloaded), uploads fixture photos and a pose image (the fixture ControlNet is found next to the fixture
+# models), runs a generation, checks the gallery and saves a screenshot.
 #
 #   scripts/browser_test.sh [ARC2FACE_BINARY] [SCREENSHOT_PNG]
 #   (defaults: build/bin/arc2face, docs/screenshot-web.png)
@@ -55,6 +56,7 @@ echo "server at $URL"
 status=0
 (cd tests/browser && A2F_URL="$URL" A2F_PHOTO="$ROOT/$F/face/images/s01_640x480.jpg" \
   A2F_PHOTO2="$ROOT/$F/face/images/s03_300x400.png" A2F_NOFACE="$ROOT/$F/face/images/s11_blank_320x240.png" \
+  A2F_POSE="$ROOT/$F/face/images/s10_palette_320x240.png" \
   A2F_SCREENSHOT="$(cd "$ROOT" && realpath -m "$SHOT")" CHROMIUM="$CHROMIUM" node web_page.test.mjs) || status=$?
 
 # Graceful stop on SIGTERM: the server must exit 0 within its grace period.

@@ -24,7 +24,8 @@ namespace a2f_cli {
 namespace {
 
 struct ServeArgs {
-  std::string models, base, antelope;
+  std::string models, base, antelope, controlnet;
+  bool no_controlnet = false;
   bool download = false;
   a2f_server::ServerOptions server;
   a2f_server::PipelineEngineOptions engine;
@@ -75,15 +76,19 @@ void run_serve(ServeArgs& a) {
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
   // The models are found like `arc2face generate` finds them (flags > Hugging Face cache > $ARC2FACE_MODELS >
-  // ./models). The face models are optional: without them photo uploads are refused (501).
+  // ./models). The face models, the LCM-LoRA and the pose ControlNet are optional: each one found is loaded
+  // (without face models photo uploads are refused, 501; without the ControlNet pose images, 400). Given
+  // explicitly (--antelope, --lcm-lora, --controlnet), they are required.
   arc2face::ModelSearchOptions search;
   search.models_dir = a.models;
   search.base_dir = a.base;
   search.antelope_dir = a.antelope;
   search.lcm_lora_file = a.engine.pipeline.lcm_lora;
+  search.controlnet_dir = a.controlnet;
   arc2face::ModelJob job;
   job.from_photo = !a.antelope.empty();  // given explicitly: required
   job.lcm = !a.engine.pipeline.lcm_lora.empty();
+  job.controlnet = !a.controlnet.empty();
   arc2face::ModelPaths paths =
       arc2face::require_models(search, job, a.download, arc2face::stderr_download_progress());
   if (!job.from_photo) {
@@ -100,6 +105,14 @@ void run_serve(ServeArgs& a) {
   po.tokenizer_dir = paths.tokenizer_dir;
   po.scheduler_dir = paths.scheduler_dir;
   if (!paths.lcm_lora_file.empty()) po.lcm_lora = paths.lcm_lora_file;
+  if (!paths.controlnet_dir.empty() && !a.no_controlnet) po.controlnet_dir = paths.controlnet_dir;
+  if (po.controlnet_dir.empty()) {
+    log_line(std::string("arc2face serve: ") +
+             (a.no_controlnet
+                  ? "--no-controlnet"
+                  : "no pose ControlNet found (--controlnet DIR, or arc2face download --controlnet)") +
+             ": pose images are refused");
+  }
   if (!paths.detector_onnx.empty() && !paths.arcface_onnx.empty()) {
     arc2face::FaceAnalyzerOptions fo;
     fo.detector_path = paths.detector_onnx;
@@ -117,7 +130,8 @@ void run_serve(ServeArgs& a) {
   log_line(
       "arc2face serve: loading " + po.unet_dir + ", " + po.encoder_dir + ", " + po.vae_dir +
       (a.engine.face ? ", " + a.engine.face->detector_path + ", " + a.engine.face->recognizer_path : "") +
-      " ...");
+      (po.lcm_lora.empty() ? "" : ", " + po.lcm_lora) +
+      (po.controlnet_dir.empty() ? "" : ", " + po.controlnet_dir) + " ...");
   auto t0 = std::chrono::steady_clock::now();
   a2f_server::Engine engine = a2f_server::make_pipeline_engine(a.engine);
   double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -170,6 +184,13 @@ void register_serve(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--lcm-lora", a.engine.pipeline.lcm_lora, "LCM-LoRA .safetensors: enables \"Use LCM-LoRA\"")
       ->check(CLI::ExistingFile);
+  auto* controlnet =
+      cmd->add_option("--controlnet", a.controlnet,
+                      "pose ControlNet folder: enables pose images (default: found like --models, "
+                      "MODELS/controlnet)")
+          ->check(CLI::ExistingDirectory);
+  cmd->add_flag("--no-controlnet", a.no_controlnet, "do not load a pose ControlNet even when one is found")
+      ->excludes(controlnet);
   cmd->add_option("--examples", a.server.examples_dir, "folder of example photos offered by the page")
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--width", a.server.defaults.width, "default image width")->capture_default_str();

@@ -94,11 +94,37 @@ Server::Impl::Identity Server::Impl::identity_from_photos(const std::vector<std:
   return id;
 }
 
+arc2face::RgbImage Server::Impl::read_pose_image(const std::string& bytes) {
+  auto info = sniff_image(bytes);
+  if (!info) throw ApiError(415, "unsupported_image", "the pose image is not a PNG, JPEG or WebP image");
+  if (info->width <= 0 || info->height <= 0)
+    throw ApiError(400, "invalid_pose_image", "the pose image has no pixels");
+  if (info->width * info->height > opt.limits.max_pose_pixels) {
+    throw ApiError(413, "pose_image_too_large",
+                   "the pose image is " + std::to_string(info->width) + "x" + std::to_string(info->height) +
+                       " (" + megapixels(info->width * info->height) + "); the limit is " +
+                       megapixels(opt.limits.max_pose_pixels) +
+                       " on this server (it is resized to the output size anyway)");
+  }
+  try {
+    std::lock_guard lock(analyze_mu);  // one decode at a time, like the photos
+    return arc2face::decode_image_rgb(bytes.data(), bytes.size());
+  } catch (const arc2face::Error& e) {
+    throw ApiError(400, "invalid_pose_image", std::string("the pose image could not be read: ") + e.what());
+  }
+}
+
 void Server::Impl::on_generate(const httplib::Request& req, httplib::Response& res) {
   if (queue->shutting_down()) throw ApiError(503, "shutting_down", "the server is shutting down");
   RequestInput in = read_request_input(req, opt.limits);
   GenerateParams p =
       parse_generate_params(in.body, opt.limits, opt.defaults, engine.lcm_available, next_random_seed());
+  if (in.pose_image && !engine.controlnet_available) {
+    throw ApiError(
+        400, "controlnet_unavailable",
+        "this server was started without the pose ControlNet, so a pose_image cannot be used; leave "
+        "the pose image out or restart the server with --controlnet DIR");
+  }
   bool has_embedding = in.body.contains("id_embedding") && !in.body["id_embedding"].is_null();
   if (has_embedding && !in.photos.empty()) {
     throw ApiError(400, "invalid_parameter", "send photos or an id_embedding, not both");
@@ -115,6 +141,13 @@ void Server::Impl::on_generate(const httplib::Request& req, httplib::Response& r
                    "the queue is full (" + std::to_string(queue->options().max_queued) +
                        " jobs waiting); retry in a few seconds");
   }
+  arc2face::RgbImage pose;
+  if (in.pose_image) {
+    pose = read_pose_image(*in.pose_image);
+    in.pose_image.reset();  // the encoded bytes are not needed any more
+    p.pose_width = pose.width;
+    p.pose_height = pose.height;
+  }
   JobSpec spec;
   if (has_embedding) {
     auto e = parse_id_embedding(in.body["id_embedding"]);
@@ -127,6 +160,11 @@ void Server::Impl::on_generate(const httplib::Request& req, httplib::Response& r
   }
   spec.request = p.to_request();
   spec.request.id_embedding = spec.identity;
+  if (p.pose_width > 0) {
+    spec.request.control_rgb = std::move(pose.rgb);
+    spec.request.control_width = p.pose_width;
+    spec.request.control_height = p.pose_height;
+  }
   spec.params = p.to_json();
   auto job = JobQueue::make_job(std::move(spec));
   switch (queue->submit(job)) {
@@ -149,6 +187,8 @@ void Server::Impl::on_embed(const httplib::Request& req, httplib::Response& res)
   for (const auto& [key, value] : in.body.items()) {
     throw ApiError(400, "invalid_parameter", "unknown field '" + key + "'; /v1/embed takes only photos");
   }
+  if (in.pose_image)
+    throw ApiError(400, "invalid_parameter", "/v1/embed takes only photos, not a pose_image");
   if (in.photos.empty())
     throw ApiError(400, "missing_input", "no photo: upload one or more photos (field 'photo')");
   Identity id = identity_from_photos(in.photos);
@@ -322,6 +362,7 @@ void Server::Impl::on_health(const httplib::Request&, httplib::Response& res) {
                    {"max_queued", queue->options().max_queued}}},
                  {"face_analysis", bool(engine.analyze_photo)},
                  {"lcm", engine.lcm_available},
+                 {"controlnet", engine.controlnet_available},
                  {"engine", engine.description}});
 }
 
@@ -339,6 +380,9 @@ void Server::Impl::on_config(const httplib::Request&, httplib::Response& res) {
                    {"min_guidance", 0.1},
                    {"max_guidance", 10.0},
                    {"max_pixels", l.max_pixels},
+                   {"max_pose_pixels", l.max_pose_pixels},
+                   {"min_control_scale", kMinControlScale},
+                   {"max_control_scale", kMaxControlScale},
                    {"max_seed", 2147483647}}},
                  {"defaults",
                   {{"steps", d.steps},
@@ -348,9 +392,11 @@ void Server::Impl::on_config(const httplib::Request&, httplib::Response& res) {
                    {"num_images", d.num_images},
                    {"width", d.width},
                    {"height", d.height},
-                   {"scheduler", d.scheduler}}},
+                   {"scheduler", d.scheduler},
+                   {"control_scale", d.control_scale}}},
                  {"schedulers", scheduler_names()},
                  {"lcm_available", engine.lcm_available},
+                 {"controlnet_available", engine.controlnet_available},
                  {"face_analysis", bool(engine.analyze_photo)},
                  {"examples", examples.size()}});
 }

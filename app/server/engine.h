@@ -40,11 +40,12 @@ struct CombinedIdentity {
 using CombineFn = std::function<CombinedIdentity(const std::vector<std::vector<float>>&)>;
 
 struct Engine {
-  GenerateFn generate;           // required
-  AnalyzePhotoFn analyze_photo;  // empty: photo input is answered 501 (no face models loaded)
-  EmbedImageFn embed_image;      // empty: id_similarity is null with a note
-  CombineFn combine;             // empty: the mean of the embeddings, L2-normalised, none dropped
-  bool lcm_available = false;    // an LCM-LoRA is loaded: requests with "lcm": true are accepted
+  GenerateFn generate;                // required
+  AnalyzePhotoFn analyze_photo;       // empty: photo input is answered 501 (no face models loaded)
+  EmbedImageFn embed_image;           // empty: id_similarity is null with a note
+  CombineFn combine;                  // empty: the mean of the embeddings, L2-normalised, none dropped
+  bool lcm_available = false;         // an LCM-LoRA is loaded: requests with "lcm": true are accepted
+  bool controlnet_available = false;  // the pose ControlNet is loaded: a pose_image is accepted
   nlohmann::json description = nlohmann::json::object();  // shown by GET /health (model folders, backend)
 };
 

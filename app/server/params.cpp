@@ -93,14 +93,16 @@ GenerateParams parse_generate_params(const json& body, const Limits& limits, con
                                      bool lcm_available, uint64_t random_seed) {
   if (!body.is_object()) throw bad("the request body must be a JSON object, got " + json_type_name(body));
   static const std::set<std::string> known = {
-      "num_images", "steps",     "guidance",        "seed",   "randomize_seed", "lcm",         "width",
-      "height",     "scheduler", "per_image_seeds", "photos", "photo",          "id_embedding"};
+      "num_images",    "steps",  "guidance", "seed",         "randomize_seed",
+      "lcm",           "width",  "height",   "scheduler",    "per_image_seeds",
+      "control_scale", "photos", "photo",    "id_embedding", "pose_image"};
   for (const auto& [key, value] : body.items()) {
     if (!known.count(key)) {
       throw bad(
           "unknown field '" + key +
           "'; the parameters are num_images, steps, guidance, seed, randomize_seed, lcm, width, height, "
-          "scheduler, per_image_seeds (see /openapi.json)");
+          "scheduler, per_image_seeds, control_scale, and the inputs photo(s), id_embedding, pose_image "
+          "(see /openapi.json)");
     }
   }
   GenerateParams p;
@@ -145,6 +147,8 @@ GenerateParams parse_generate_params(const json& body, const Limits& limits, con
     p.scheduler = p.lcm ? "lcm" : defaults.scheduler;
   }
 
+  p.control_scale =
+      get_number(body, "control_scale", kMinControlScale, kMaxControlScale, defaults.control_scale);
   p.per_image_seeds = get_bool(body, "per_image_seeds").value_or(true);
   bool randomize = get_bool(body, "randomize_seed").value_or(false);
   auto seed = body.find("seed");
@@ -188,16 +192,19 @@ std::vector<float> parse_id_embedding(const json& value) {
 }
 
 json GenerateParams::to_json() const {
-  return json{{"num_images", num_images},
-              {"steps", steps},
-              {"guidance", guidance},
-              {"seed", seed},
-              {"randomize_seed", seed_was_random},
-              {"lcm", lcm},
-              {"width", width},
-              {"height", height},
-              {"scheduler", scheduler},
-              {"per_image_seeds", per_image_seeds}};
+  return json{
+      {"num_images", num_images},
+      {"steps", steps},
+      {"guidance", guidance},
+      {"seed", seed},
+      {"randomize_seed", seed_was_random},
+      {"lcm", lcm},
+      {"width", width},
+      {"height", height},
+      {"scheduler", scheduler},
+      {"per_image_seeds", per_image_seeds},
+      {"pose_image", pose_width > 0 ? json{{"width", pose_width}, {"height", pose_height}} : json(nullptr)},
+      {"control_scale", pose_width > 0 ? json(control_scale) : json(nullptr)}};
 }
 
 arc2face::GenerateRequest GenerateParams::to_request() const {
@@ -211,6 +218,7 @@ arc2face::GenerateRequest GenerateParams::to_request() const {
   r.per_image_seeds = per_image_seeds;
   r.width = width;
   r.height = height;
+  r.control_scale = float(control_scale);
   return r;
 }
 

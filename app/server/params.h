@@ -29,6 +29,8 @@ struct Limits {
   int max_images = 4;                     // images per request
   int max_steps = 100;
   int64_t max_pixels = 1024 * 1024;  // width × height of a generated image
+  int64_t max_pose_pixels =
+      4096 * 4096;  // width × height of an uploaded pose image (kept decoded in its job)
 };
 
 struct Defaults {
@@ -39,6 +41,7 @@ struct Defaults {
   int num_images = 2;  // as the official demo
   int width = 512, height = 512;
   std::string scheduler = "dpm++2m";
+  double control_scale = 1.0;  // with a pose image
 };
 
 // The schedulers a request may name (those of arc2face::GenerateRequest).
@@ -53,13 +56,19 @@ struct GenerateParams {
   bool lcm = false;
   int width = 512, height = 512;
   std::string scheduler;
-  bool per_image_seeds = true;  // image i uses seed + i, so each image can be reproduced on its own
+  bool per_image_seeds = true;          // image i uses seed + i, so each image can be reproduced on its own
+  double control_scale = 1.0;           // ControlNet conditioning scale (used with a pose image)
+  int pose_width = 0, pose_height = 0;  // size of the decoded pose image; 0: none (set by the caller)
 
   nlohmann::json to_json() const;
-  arc2face::GenerateRequest to_request() const;  // without the embedding
+  arc2face::GenerateRequest to_request() const;  // without the embedding and the pose pixels
 };
 
-// Validates `body` (a JSON object; keys other than the parameters, "photos" and "id_embedding" are refused).
+// ControlNet conditioning scale, as the library accepts it.
+constexpr double kMinControlScale = 0.0, kMaxControlScale = 10.0;
+
+// Validates `body` (a JSON object; keys other than the parameters, "photos", "id_embedding" and "pose_image"
+// are refused).
 // `random_seed` supplies the seed when the request asks for a random one.
 GenerateParams parse_generate_params(const nlohmann::json& body, const Limits& limits,
                                      const Defaults& defaults, bool lcm_available, uint64_t random_seed);

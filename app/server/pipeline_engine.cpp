@@ -1,8 +1,5 @@
 #include "server/pipeline_engine.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -14,38 +11,6 @@
 namespace a2f_server {
 
 namespace {
-
-// An in-memory file (memfd) holding encoded photo bytes, so the face API's file decoder (format sniffing,
-// EXIF orientation, size caps) reads them without touching the disk.
-class MemFile {
- public:
-  explicit MemFile(const std::string& bytes) {
-    fd_ = ::memfd_create("a2f-photo", MFD_CLOEXEC);
-    if (fd_ < 0) throw arc2face::Error("cannot hold the photo in memory (memfd_create failed)");
-    size_t off = 0;
-    while (off < bytes.size()) {
-      ssize_t n = ::write(fd_, bytes.data() + off, bytes.size() - off);
-      if (n <= 0) {
-        ::close(fd_);
-        throw arc2face::Error("cannot hold the photo in memory (write failed)");
-      }
-      off += size_t(n);
-    }
-  }
-  ~MemFile() { ::close(fd_); }
-  MemFile(const MemFile&) = delete;
-  MemFile& operator=(const MemFile&) = delete;
-  std::string path() const { return "/proc/self/fd/" + std::to_string(fd_); }
-
- private:
-  int fd_ = -1;
-};
-
-std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size()))
-    s.replace(p, from.size(), to);
-  return s;
-}
 
 // Runs every call on one thread of its own. The CPU backend's oneDNN primitives use oneDNN's library-managed
 // scratchpad, so a primitive must run on the thread that first ran it (a Winograd convolution run from
@@ -143,12 +108,10 @@ Engine make_pipeline_engine(const PipelineEngineOptions& options) {
   if (options.face) {
     auto face = std::make_shared<FaceService>(*options.face);
     e.analyze_photo = [face](const std::string& bytes) {
-      MemFile file(bytes);
-      try {
-        return face->thread.run([&] { return to_analysis(face->analyzer->analyze_file(file.path())); });
-      } catch (const arc2face::Error& err) {
-        throw arc2face::Error(replace_all(err.what(), file.path(), "the photo"));
-      }
+      return face->thread.run([&] {
+        return to_analysis(
+            face->analyzer->analyze_encoded(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+      });
     };
     e.embed_image = [face](const arc2face::GeneratedImage& im) -> std::optional<std::vector<float>> {
       auto r =
@@ -166,6 +129,7 @@ Engine make_pipeline_engine(const PipelineEngineOptions& options) {
   // new thread for it, e.g. when a test starts several servers on one engine).
   auto gen = std::make_shared<PipelineService>(options.pipeline);
   e.lcm_available = !options.pipeline.lcm_lora.empty();
+  e.controlnet_available = !options.pipeline.controlnet_dir.empty();
   const auto& po = options.pipeline;
   auto or_null = [](const std::string& s) { return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s); };
   e.generate = [gen](const arc2face::GenerateRequest& r, const arc2face::ProgressFn& progress) {
@@ -180,6 +144,7 @@ Engine make_pipeline_engine(const PipelineEngineOptions& options) {
       {"backend", po.backend},
       {"dtype", po.dtype},
       {"lcm_lora", or_null(po.lcm_lora)},
+      {"controlnet_dir", or_null(po.controlnet_dir)},
       {"face_detector", options.face
                             ? or_null(options.face->detector_path.empty() ? options.face->antelope_dir
                                                                           : options.face->detector_path)

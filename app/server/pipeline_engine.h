@@ -12,7 +12,7 @@
 namespace a2f_server {
 
 struct PipelineEngineOptions {
-  arc2face::PipelineOptions pipeline;                 // pipeline.lcm_lora set: "lcm": true is accepted
+  arc2face::PipelineOptions pipeline;  // lcm_lora: "lcm": true accepted; controlnet_dir: pose images
   std::optional<arc2face::FaceAnalyzerOptions> face;  // none: photo input is refused (501)
 };
 

@@ -67,6 +67,28 @@ void add_base64_photo(RequestInput& in, const json& v, size_t index) {
   in.photos.push_back(std::move(*bytes));
 }
 
+void set_pose_image(RequestInput& in, std::string bytes) {
+  if (in.pose_image) throw ApiError(400, "invalid_parameter", "pose_image is repeated; send one pose image");
+  if (bytes.empty()) throw ApiError(400, "invalid_pose_image", "the pose image is empty (0 bytes)");
+  in.pose_image = std::move(bytes);
+}
+
+// A "pose_image" among the JSON values (a JSON body, or the params field of a form): base64 or a data URL.
+void take_base64_pose_image(RequestInput& in) {
+  auto pose = in.body.find("pose_image");
+  if (pose == in.body.end()) return;
+  if (!pose->is_null()) {
+    if (!pose->is_string()) {
+      throw ApiError(400, "invalid_parameter",
+                     "pose_image must be a base64 string (or a data URL), got " + json_type_name(*pose));
+    }
+    auto bytes = base64_decode(pose->get_ref<const std::string&>());
+    if (!bytes) throw ApiError(400, "invalid_pose_image", "pose_image is not valid base64");
+    set_pose_image(in, std::move(*bytes));
+  }
+  in.body.erase(pose);
+}
+
 }  // namespace
 
 RequestInput read_request_input(const httplib::Request& req, const Limits& limits) {
@@ -89,6 +111,10 @@ RequestInput read_request_input(const httplib::Request& req, const Limits& limit
         in.photos.push_back(field.content);
         continue;
       }
+      if (name == "pose_image") {
+        set_pose_image(in, field.content);
+        continue;
+      }
       if (!seen.insert(name).second)
         throw ApiError(400, "invalid_parameter", "field '" + name + "' is repeated");
       if (name == "params") {
@@ -106,6 +132,7 @@ RequestInput read_request_input(const httplib::Request& req, const Limits& limit
         in.body[name] = form_value(field.content);
       }
     }
+    take_base64_pose_image(in);  // from the params field
     return in;
   }
   bool looks_json = type.empty() && !req.body.empty() &&
@@ -138,6 +165,7 @@ RequestInput read_request_input(const httplib::Request& req, const Limits& limit
       }
       in.body.erase(key);
     }
+    take_base64_pose_image(in);
     return in;
   }
   throw ApiError(415, "unsupported_media_type",

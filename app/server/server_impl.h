@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -12,13 +13,15 @@
 
 namespace a2f_server {
 
-// The body of a POST: photos (encoded bytes) and everything else as one JSON object.
+// The body of a POST: photos and the pose image (encoded bytes) and everything else as one JSON object.
 struct RequestInput {
   std::vector<std::string> photos;
+  std::optional<std::string> pose_image;  // ControlNet condition (file field / JSON "pose_image")
   nlohmann::json body = nlohmann::json::object();
 };
-// Reads multipart/form-data (file fields "photo"/"photos"; other fields are JSON literals or plain strings; a
-// "params" field may hold a JSON object) or application/json ("photos": [base64...]). Throws ApiError.
+// Reads multipart/form-data (file fields "photo"/"photos" and "pose_image"; other fields are JSON literals or
+// plain strings; a "params" field may hold a JSON object) or application/json ("photos": [base64...],
+// "pose_image": base64). Throws ApiError.
 RequestInput read_request_input(const httplib::Request& req, const Limits& limits);
 
 // Serialises JSON for a response (invalid UTF-8 from user input is replaced, never thrown on).
@@ -58,6 +61,9 @@ struct Server::Impl {
     nlohmann::json inputs = nlohmann::json::array();  // per photo: size, faces, chosen, similarity
   };
   Identity identity_from_photos(const std::vector<std::string>& photos);
+  // The uploaded pose image decoded to RGB (as arc2face::decode_image_rgb decodes it, unchanged); ApiError
+  // when it is not an image, too large, or unreadable.
+  arc2face::RgbImage read_pose_image(const std::string& bytes);
   std::vector<JobImage> run_job(const Job& job, const ProgressSink& progress);
   nlohmann::json job_json(const Job& job, const JobSnapshot& s, bool with_base64);
   uint64_t next_random_seed();

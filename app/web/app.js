@@ -1,5 +1,6 @@
-// The arc2face web page: photos in (drag and drop, several per identity), face boxes shown, generation with
-// live progress (server-sent events), gallery with seeds, ID similarity and downloads. Plain JS, no build step;
+// The arc2face web page: photos in (drag and drop, several per identity), face boxes shown, an optional pose
+// image (when the server has the ControlNet), generation with live progress (server-sent events), gallery with
+// seeds, ID similarity and downloads. Plain JS, no build step;
 // it talks only to the JSON API described at /openapi.json.
 "use strict";
 
@@ -9,6 +10,7 @@ const state = {
   config: null,
   photos: [],       // {id, blob, name, card, status: "analyzing"|"ok"|"bad", analysis, error}
   nextPhotoId: 1,
+  pose: null,       // {blob, name, url}: the pose image sent with the request (ControlNet)
   job: null,        // the job being followed
   events: null,     // its EventSource
   pollTimer: null,
@@ -51,6 +53,7 @@ function syncOutputs() {
   $("steps-out").textContent = $("steps").value;
   $("guidance-out").textContent = fmt($("guidance").value, 1);
   $("num-images-out").textContent = $("num-images").value;
+  $("control-scale-out").textContent = fmt($("control-scale").value, 2);
 }
 
 // The LCM toggle switches the defaults like the official demo: 3 steps / guidance 1.0 (steps up to 20) with
@@ -91,6 +94,14 @@ async function loadConfig() {
       "Reduces sampling steps significantly, but may decrease quality. (This server was started without " +
       "--lcm-lora, so it will refuse LCM requests.)";
     $("lcm-hint").classList.add("warn");
+  }
+  if (c.controlnet_available) {
+    const s = $("control-scale");
+    s.min = String(c.limits.min_control_scale);
+    s.max = String(Math.min(2, c.limits.max_control_scale));
+    s.value = String(c.defaults.control_scale);
+    $("pose-box").hidden = false;
+    syncOutputs();
   }
   if (!c.face_analysis) {
     showError("This server was started without face models (--antelope DIR), so it cannot read photos.");
@@ -255,6 +266,41 @@ function setupDropzone() {
   });
 }
 
+// ---- pose image (ControlNet) -------------------------------------------------------------------------------
+
+function setPose(file) {
+  clearPose();
+  if (!file) return;
+  if (!file.type.startsWith("image/")) { showError(`${file.name} is not an image`); return; }
+  const max = (state.config && state.config.limits.max_body_bytes) || 16 << 20;
+  if (file.size > max) { showError(`${file.name} is larger than this server accepts.`); return; }
+  showError("");
+  state.pose = {blob: file, name: file.name || "pose", url: URL.createObjectURL(file)};
+  $("pose-img").src = state.pose.url;
+  $("pose-preview").hidden = false;
+  $("pose-name").textContent = state.pose.name;
+  $("pose-choose").textContent = "Replace…";
+  $("control-scale").disabled = false;
+}
+
+function clearPose() {
+  if (state.pose) URL.revokeObjectURL(state.pose.url);
+  state.pose = null;
+  $("pose-img").removeAttribute("src");
+  $("pose-preview").hidden = true;
+  $("pose-name").textContent = "";
+  $("pose-choose").textContent = "Choose pose image…";
+  $("control-scale").disabled = true;
+}
+
+function setupPose() {
+  const input = $("pose-input");
+  $("pose-choose").addEventListener("click", () => input.click());
+  input.addEventListener("change", () => { setPose(input.files[0]); input.value = ""; });
+  $("pose-clear").addEventListener("click", clearPose);
+  $("control-scale").addEventListener("input", syncOutputs);
+}
+
 // ---- generation ----------------------------------------------------------------------------------------------
 
 function updateSubmit() {
@@ -370,6 +416,10 @@ async function submit() {
   form.append("num_images", $("num-images").value);
   form.append("seed", String(seed));
   form.append("lcm", $("lcm").checked ? "true" : "false");
+  if (state.pose) {
+    form.append("pose_image", state.pose.blob, state.pose.name);
+    form.append("control_scale", $("control-scale").value);
+  }
   $("submit").disabled = true;
   state.job = {id: null};
   let r;
@@ -408,6 +458,7 @@ async function cancel() {
 
 function init() {
   setupDropzone();
+  setupPose();
   for (const id of ["steps", "guidance", "num-images"]) $(id).addEventListener("input", syncOutputs);
   $("lcm").addEventListener("change", applyLcmDefaults);
   $("submit").addEventListener("click", submit);

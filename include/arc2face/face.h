@@ -6,7 +6,7 @@
 //   arc2face::FaceAnalyzerOptions o;
 //   o.antelope_dir = "models/antelopev2";        // scrfd_10g_bnkps.onnx (or det_10g.onnx) + arcface.onnx
 //   auto fa = arc2face::FaceAnalyzer::create(o);  // throws arc2face::Error
-//   arc2face::FaceResult r = fa->analyze_file("me.jpg");
+//   arc2face::FaceResult r = fa->analyze_file("me.jpg");   // or analyze_encoded(bytes) for an upload
 //   if (r.chosen < 0) { /* no face */ }
 //   std::vector<float> id = r.embedding;          // 512 floats, unit length: GenerateRequest::id_embedding
 //
@@ -17,6 +17,7 @@
 // analyzers are independent. The free functions are reentrant.
 #pragma once
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -67,6 +68,13 @@ class FaceAnalyzer {
   // A JPEG, PNG or WebP file. Throws Error for an unreadable, truncated, unsupported or too large image; a
   // photo without a face is not an error here (chosen == -1).
   virtual FaceResult analyze_file(const std::string& path, const AnalyzeOptions& opt = {}) = 0;
+  // Encoded JPEG, PNG or WebP bytes in memory (an upload): decoded exactly as analyze_file decodes a file
+  // with the same bytes (format by content, EXIF orientation, max_image_pixels), so the result is the same.
+  // Throws Error for bytes that are not such an image, or a truncated, corrupt or too large one.
+  virtual FaceResult analyze_encoded(const uint8_t* data, size_t size, const AnalyzeOptions& opt = {}) = 0;
+  FaceResult analyze_encoded(const std::vector<uint8_t>& bytes, const AnalyzeOptions& opt = {}) {
+    return analyze_encoded(bytes.data(), bytes.size(), opt);
+  }
   // 8-bit RGB pixels, height * width * 3, row-major.
   virtual FaceResult analyze_rgb(const uint8_t* rgb, int width, int height,
                                  const AnalyzeOptions& opt = {}) = 0;

@@ -40,6 +40,18 @@ FaceResult to_result(const a2f::face::Analysis& a, const std::string& source) {
   return r;
 }
 
+// The first bytes of a buffer in hex, for messages about what it is not.
+std::string leading_bytes(const uint8_t* data, size_t size) {
+  static const char hex[] = "0123456789abcdef";
+  std::string s;
+  for (size_t i = 0; i < size && i < 8; ++i) {
+    if (i) s += ' ';
+    s += hex[data[i] >> 4];
+    s += hex[data[i] & 15];
+  }
+  return s;
+}
+
 class FaceAnalyzerImpl final : public FaceAnalyzer {
  public:
   explicit FaceAnalyzerImpl(const FaceAnalyzerOptions& o) : opt_(o) {
@@ -65,6 +77,17 @@ class FaceAnalyzerImpl final : public FaceAnalyzer {
     a2f::image_swap_rb(img);  // insightface works in BGR
     std::lock_guard<std::mutex> lock(mu_);
     return to_result(fa_->analyze(img, opt.keep_det_blob), path);
+  }
+
+  FaceResult analyze_encoded(const uint8_t* data, size_t size, const AnalyzeOptions& opt) override {
+    A2F_CHECK(data != nullptr && size > 0, "analyze_encoded: no bytes given (an empty upload?)");
+    A2F_CHECK(a2f::image_sniff(data, size) != a2f::ImageFormat::Unknown, "the ", size,
+              " bytes given are not a JPEG, PNG or WebP image (they start with ", leading_bytes(data, size),
+              ")");
+    a2f::Image8 img = a2f::image_decode(data, size, "from memory", read_);
+    a2f::image_swap_rb(img);  // insightface works in BGR
+    std::lock_guard<std::mutex> lock(mu_);
+    return to_result(fa_->analyze(img, opt.keep_det_blob), "");
   }
 
   FaceResult analyze_rgb(const uint8_t* rgb, int width, int height, const AnalyzeOptions& opt) override {
@@ -107,6 +130,9 @@ class FaceAnalyzerApi final : public FaceAnalyzer {
   explicit FaceAnalyzerApi(const FaceAnalyzerOptions& o) : impl_(o) {}
   FaceResult analyze_file(const std::string& path, const AnalyzeOptions& opt) override {
     return wrap([&] { return impl_.analyze_file(path, opt); });
+  }
+  FaceResult analyze_encoded(const uint8_t* data, size_t size, const AnalyzeOptions& opt) override {
+    return wrap([&] { return impl_.analyze_encoded(data, size, opt); });
   }
   FaceResult analyze_rgb(const uint8_t* rgb, int width, int height, const AnalyzeOptions& opt) override {
     return wrap([&] { return impl_.analyze_rgb(rgb, width, height, opt); });

@@ -202,7 +202,10 @@ RgbImage read_image_rgb(const std::string& path) {
 
 RgbImage decode_image_rgb(const void* data, size_t size) {
   return api_call([&] {
-    a2f::Image8 img = a2f::image_decode(data, size, "the uploaded image");
+    A2F_CHECK(data != nullptr && size > 0, "no image bytes given (an empty upload?)");
+    A2F_CHECK(a2f::image_sniff(data, size) != a2f::ImageFormat::Unknown, "the ", size,
+              " bytes given are not a JPEG, PNG or WebP image");
+    a2f::Image8 img = a2f::image_decode(data, size, "from memory");
     return RgbImage{img.width, img.height, std::move(img.pixels)};
   });
 }

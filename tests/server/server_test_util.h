@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -37,6 +38,8 @@ struct FakeEngineState {
   std::atomic<int> cancelled{0};
   std::atomic<int> analyzed{0};
   std::chrono::milliseconds step_delay{0};
+  std::mutex mu;
+  arc2face::GenerateRequest last;  // the request of the latest generate call (under mu)
 };
 
 // Generation: reports encode, `steps` denoise steps (sleeping step_delay each), decode; throws Cancelled as
@@ -47,6 +50,10 @@ inline Engine fake_engine(std::shared_ptr<FakeEngineState> st, bool with_faces =
   Engine e;
   e.generate = [st](const arc2face::GenerateRequest& r, const arc2face::ProgressFn& progress) {
     ++st->calls;
+    {
+      std::lock_guard lock(st->mu);
+      st->last = r;
+    }
     auto report = [&](const char* stage, int step, int total) {
       if (progress && !progress({stage, step, total})) {
         ++st->cancelled;

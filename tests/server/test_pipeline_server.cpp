@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "io/npy.h"
 #include "server/pipeline_engine.h"
 #include "server_test_util.h"
 
@@ -23,6 +24,7 @@ PipelineEngineOptions fixture_engine_options() {
   PipelineEngineOptions o;
   o.pipeline.models_dir = fixture("models").string();
   o.pipeline.base_dir = fixture("models/sd15").string();
+  o.pipeline.controlnet_dir = fixture("models/controlnet").string();
   arc2face::FaceAnalyzerOptions fo;
   fo.antelope_dir = fixture("face/antelopev2_mini").string();
   fo.threads = 1;
@@ -202,6 +204,82 @@ TEST_F(PipelineServer, GenerateFromAPhotoReportsSimilarity) {
   EXPECT_EQ(done["inputs"][0]["width"], 300);
 }
 
+// A pose image through the API (JSON base64, and multipart) runs the fixture ControlNet: the images differ
+// from the same request without it and equal, byte for byte, the library's Pipeline::generate with the same
+// condition pixels, identity and parameters (the server passes the computation through unaltered).
+TEST_F(PipelineServer, PoseImageEqualsTheLibrary) {
+  Engine without_similarity = *engine_;
+  without_similarity.embed_image = nullptr;
+  start(without_similarity);
+  a2f::Tensor cond = a2f::npy_read(fixture("ref/controlnet_cond_image_u8.npy"));  // [64, 64, 3] uint8
+  ASSERT_EQ(cond.shape(), (std::vector<int64_t>{64, 64, 3}));
+  arc2face::GeneratedImage pose;
+  pose.width = pose.height = 64;
+  pose.rgb.assign(cond.data<uint8_t>(), cond.data<uint8_t>() + cond.numel());
+  auto png = arc2face::encode_png(pose);
+  std::string pose_png(png.begin(), png.end());
+  auto ids = arc2face::read_float_npy(fixture("ref/id_embs.npy").string());
+  std::vector<float> id0(ids.begin(), ids.begin() + 512);
+  json body = {{"id_embedding", id0}, {"num_images", 2}, {"steps", 3},   {"guidance", 3.0},
+               {"seed", 7},           {"width", 64},     {"height", 64}, {"control_scale", 0.7}};
+  auto run = [&](const json& b) {
+    auto r = client_->Post("/v1/generate", b.dump(), "application/json");
+    EXPECT_TRUE(r);
+    EXPECT_EQ(r->status, 202) << r->body;
+    json done = wait_done(json::parse(r->body)["id"]);
+    EXPECT_EQ(done["state"], "succeeded") << done.dump();
+    std::vector<std::vector<uint8_t>> images;
+    for (const auto& im : done["images"]) {
+      int w = 0, h = 0;
+      images.push_back(decode_png(client_->Get(im["url"].get<std::string>().c_str())->body, &w, &h));
+      EXPECT_EQ(w, 64);
+      EXPECT_EQ(h, 64);
+    }
+    return images;
+  };
+  json with_pose = body;
+  with_pose["pose_image"] = base64_encode(pose_png);
+  auto posed = run(with_pose);
+  auto plain = run(body);
+  ASSERT_EQ(posed.size(), 2u);
+  ASSERT_EQ(plain.size(), 2u);
+  for (int i = 0; i < 2; ++i) EXPECT_NE(posed[size_t(i)], plain[size_t(i)]) << "image " << i;
+
+  // The library with what the server hands it: the normalised identity, per-image seeds, the pose pixels.
+  arc2face::PipelineOptions po = fixture_engine_options().pipeline;
+  auto pipe = arc2face::Pipeline::create(po);
+  arc2face::GenerateRequest r;
+  r.id_embedding = mean_identity({id0});
+  r.num_images = 2;
+  r.steps = 3;
+  r.guidance = 3.0f;
+  r.seed = 7;
+  r.per_image_seeds = true;
+  r.width = r.height = 64;
+  r.control_rgb = pose.rgb;
+  r.control_width = r.control_height = 64;
+  r.control_scale = 0.7f;
+  auto lib = pipe->generate(r);
+  ASSERT_EQ(lib.size(), 2u);
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(posed[size_t(i)], lib[size_t(i)].rgb) << "image " << i;
+
+  // Multipart, the pose image as a file field: the same images.
+  httplib::MultipartFormDataItems items = {{"pose_image", pose_png, "pose.png", "image/png"},
+                                           {"id_embedding", json(id0).dump(), "", ""},
+                                           {"num_images", "2", "", ""},
+                                           {"steps", "3", "", ""},
+                                           {"seed", "7", "", ""},
+                                           {"control_scale", "0.7", "", ""}};
+  auto mr = client_->Post("/v1/generate", items);
+  ASSERT_TRUE(mr);
+  ASSERT_EQ(mr->status, 202) << mr->body;
+  json done = wait_done(json::parse(mr->body)["id"]);
+  ASSERT_EQ(done["state"], "succeeded") << done.dump();
+  int w = 0, h = 0;
+  EXPECT_EQ(decode_png(client_->Get(done["images"][1]["url"].get<std::string>().c_str())->body, &w, &h),
+            lib[1].rgb);
+}
+
 TEST_F(PipelineServer, CancelStopsARealGeneration) {
   json body = {{"id_embedding", json(unit_embedding(0))}, {"steps", 100}, {"num_images", 1}};
   auto r = client_->Post("/v1/generate", body.dump(), "application/json");
@@ -290,10 +368,25 @@ TEST(ServeCli, StartsServesAndStopsOnSigterm) {
   json health = json::parse(h->body);
   EXPECT_EQ(health["face_analysis"], true);
   EXPECT_EQ(health["lcm"], false);
+  EXPECT_EQ(health["controlnet"], true);  // found next to the models (MODELS/controlnet)
+  EXPECT_EQ(health["engine"]["controlnet_dir"], fixture("models/controlnet").string());
   auto cfg = json::parse(c.Get("/v1/config")->body);
   EXPECT_EQ(cfg["defaults"]["width"], 64);
   kill(p.pid, SIGTERM);
   EXPECT_TRUE(p.wait_for("arc2face serve: stopped", 20s)) << p.log;
+  EXPECT_EQ(p.wait_exit(), 0) << p.log;
+}
+
+TEST(ServeCli, NoControlNet) {
+  ServeProcess p({"serve", "--port", "0", "--models", fixture("models").string(), "--base",
+                  fixture("models/sd15").string(), "--antelope", fixture("face/antelopev2_mini").string(),
+                  "--no-controlnet", "--threads", "1", "--quiet"});
+  ASSERT_TRUE(p.wait_for("/ (Ctrl-C stops)", 60s)) << p.log;
+  EXPECT_NE(p.log.find("--no-controlnet: pose images are refused"), std::string::npos) << p.log;
+  int port = std::atoi(p.log.c_str() + p.log.find("http://127.0.0.1:") + 17);
+  httplib::Client c("127.0.0.1", port);
+  EXPECT_EQ(json::parse(c.Get("/health")->body)["controlnet"], false);
+  kill(p.pid, SIGTERM);
   EXPECT_EQ(p.wait_exit(), 0) << p.log;
 }
 
@@ -312,6 +405,13 @@ TEST(ServeCli, ClearErrors) {
     p.wait_for("never", 5s);
     EXPECT_NE(p.wait_exit(), 0) << p.log;
     EXPECT_NE(p.log.find("multiples of 8"), std::string::npos) << p.log;
+  }
+  {
+    ServeProcess p({"serve", "--port", "0", "--models", fixture("models").string(), "--base",
+                    fixture("models/sd15").string(), "--controlnet", "/nonexistent/controlnet"});
+    p.wait_for("never", 5s);
+    EXPECT_NE(p.wait_exit(), 0) << p.log;
+    EXPECT_NE(p.log.find("--controlnet"), std::string::npos) << p.log;
   }
 }
 
