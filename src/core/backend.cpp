@@ -20,7 +20,12 @@ const char* act_name(Act a) {
 Tensor Backend::empty(const Shape& shape, DType dtype) { return Tensor::empty(shape, dtype); }
 Tensor Backend::to_device(const Tensor& host) { return host; }
 Tensor Backend::to_host(const Tensor& t) { return t; }
-Tensor Backend::prepare_weight(const Tensor& w, DType dtype) { return w.to(dtype).contiguous(); }
+Tensor Backend::prepare_weight(const Tensor& w, DType dtype) {
+  Tensor p = w.to(dtype).contiguous();
+  // A converted copy replaces the checkpoint's values: a weight mapped from its file need not stay resident.
+  if (p.storage() != w.storage()) w.release_pages();
+  return p;
+}
 
 Shape broadcast_shapes(const Shape& a, const Shape& b) {
   const size_t n = std::max(a.size(), b.size());

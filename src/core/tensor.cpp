@@ -128,6 +128,16 @@ bool Tensor::is_contiguous() const {
   return true;
 }
 
+void Tensor::release_pages() const {
+  if (!defined() || numel() == 0) return;
+  int64_t last = 0;  // the furthest element from the first (views have non-negative strides)
+  for (size_t i = 0; i < shape_.size(); ++i) {
+    if (strides_[i] < 0) return;
+    last += (shape_[i] - 1) * strides_[i];
+  }
+  storage_->release_pages(offset_, static_cast<size_t>(last + 1) * dtype_size(dtype_));
+}
+
 Tensor Tensor::reshape(const Shape& shape) const {
   A2F_CHECK(defined(), "reshape of an undefined tensor");
   Shape s = shape;

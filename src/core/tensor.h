@@ -27,6 +27,10 @@ class Storage {
   void* data() const { return data_; }
   size_t bytes() const { return bytes_; }
   Device device() const { return device_; }
+  // A hint that bytes [offset, offset + bytes) will not be read again soon (e.g. a weight whose values a backend
+  // has copied into its own layout). Storages over a read-only file mapping give those pages back to the system;
+  // they are read from the file again if ever touched, so the contents never change. Others ignore it.
+  virtual void release_pages(size_t /*offset*/, size_t /*bytes*/) const {}
 
  protected:
   void* data_ = nullptr;
@@ -62,6 +66,8 @@ class Tensor {
   DType dtype() const { return dtype_; }
   Device device() const { return storage_ ? storage_->device() : Device::CPU; }
   bool is_contiguous() const;
+  // Storage::release_pages for the bytes this tensor covers (a hint; the values never change).
+  void release_pages() const;
   const std::shared_ptr<Storage>& storage() const { return storage_; }
   size_t byte_offset() const { return offset_; }
 

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -44,7 +45,9 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::filesystem::path& path) 
   Fd fd;
   fd.fd = open_regular(path, m->size_);
   if (m->size_ == 0) return m;
-  void* p = ::mmap(nullptr, m->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd.fd, 0);
+  // Read-only: no page is ever dirtied, so MappedStorage::release_pages can drop any page and get the same
+  // bytes back from the file.
+  void* p = ::mmap(nullptr, m->size_, PROT_READ, MAP_PRIVATE, fd.fd, 0);
   if (p == MAP_FAILED) fail("cannot map '", m->path_, "' (", m->size_, " bytes): ", std::strerror(errno));
   m->data_ = static_cast<uint8_t*>(p);
   return m;
@@ -54,8 +57,31 @@ MappedFile::~MappedFile() {
   if (data_) ::munmap(data_, size_);
 }
 
+namespace {
+// A storage over the whole read-only mapping; release_pages drops whole pages from this process's memory.
+class MappedStorage final : public Storage {
+ public:
+  MappedStorage(uint8_t* data, size_t bytes, std::shared_ptr<const MappedFile> file) : file_(std::move(file)) {
+    data_ = data;
+    bytes_ = bytes;
+  }
+  void release_pages(size_t offset, size_t bytes) const override {
+    if (offset >= bytes_ || bytes == 0) return;
+    bytes = std::min(bytes, bytes_ - offset);
+    static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(data_) + offset;
+    const uintptr_t first = (begin + page - 1) / page * page, last = (begin + bytes) / page * page;
+    // Only pages wholly inside the range: neighbours (another tensor's bytes) stay resident.
+    if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  }
+
+ private:
+  std::shared_ptr<const MappedFile> file_;
+};
+}  // namespace
+
 std::shared_ptr<Storage> MappedFile::storage() {
-  return storage_wrap(data_, size_, Device::CPU, shared_from_this());
+  return std::make_shared<MappedStorage>(data_, size_, shared_from_this());
 }
 
 std::string read_file_bytes(const std::filesystem::path& path, size_t max_bytes) {

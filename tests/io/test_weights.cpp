@@ -2,6 +2,8 @@
 // scripts/gen_io_refs.py; every number comes from refs.json (torch.load / an independent Python reader).
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "io/mapped_file.h"
 #include "io/npy.h"
 #include "io/safetensors.h"
@@ -125,6 +127,42 @@ TEST(Weights, SafetensorsWriteRoundTrip) {
   std::filesystem::remove(path);
   EXPECT_EQ(g.metadata, f.metadata);
   expect_features(g.tensors, io_refs().at("all_dtypes").at("tensors"));
+}
+
+// Resident bytes of this process (VmRSS of /proc/self/status).
+int64_t rss_bytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  return -1;
+}
+
+TEST(Weights, ReleasedPagesOfAMappedWeightLeaveMemoryAndReadBackUnchanged) {
+  const int64_t n = 8 << 20;  // 32 MiB of f32
+  std::vector<float> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = static_cast<float>(i % 1000003) * 0.5f;
+  auto path = std::filesystem::temp_directory_path() / "a2f_io_release_pages.safetensors";
+  safetensors_write(path, {{"w", Tensor::from_data({n}, v)}}, {});
+  std::vector<float>().swap(v);
+  SafetensorsFile f = safetensors_open(path);
+  std::filesystem::remove(path);  // the mapping keeps the file's pages reachable
+  const Tensor w = f.tensors.at("w");
+  double sum = 0;
+  for (int64_t i = 0; i < n; i += 1024) sum += w.data<float>()[i];  // touch every page
+  const int64_t touched = rss_bytes();
+  w.release_pages();
+  const int64_t released = rss_bytes();
+  EXPECT_GT(touched - released, int64_t{28} << 20) << "touched " << touched << ", after release " << released;
+  double again = 0;
+  for (int64_t i = 0; i < n; i += 1024) again += w.data<float>()[i];
+  EXPECT_EQ(again, sum);
+  for (int64_t i : {int64_t{0}, int64_t{1}, n / 2 + 7, n - 1})
+    EXPECT_EQ(w.data<float>()[i], static_cast<float>(i % 1000003) * 0.5f);
+  // Heap tensors ignore the hint.
+  Tensor h = Tensor::full({1024}, 3.0f);
+  h.release_pages();
+  EXPECT_EQ(h.data<float>()[1023], 3.0f);
 }
 
 TEST(Weights, DetectFormat) {

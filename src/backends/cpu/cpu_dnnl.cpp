@@ -165,6 +165,9 @@ struct DnnlContext::Impl {
     dnnl::reorder(user, out).execute(strm, user, out);
     strm.wait();
     it->second.forms.emplace_back(target, out);
+    // The primitives read only the reordered copy from now on: a weight mapped from its file need not stay
+    // resident next to it (peak memory = one copy of the weights, as in PyTorch).
+    w.release_pages();
     return out;
   }
 };
