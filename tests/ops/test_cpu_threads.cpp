@@ -1,13 +1,16 @@
 // The CPU backend used from several threads: oneDNN primitives created on one thread and run on another
-// (user-managed scratchpads).
+// (user-managed scratchpads), and the backend's thread count applied on whichever thread runs its ops.
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <thread>
 
 #include "backends/cpu/cpu_backend.h"
 #include "backends/ref/ref_backend.h"
+#include "core/parallel.h"
 #include "ops/op_util.h"
 
 namespace {
@@ -88,6 +91,68 @@ TEST(CpuThreads, DenseOpsCreatedOnOneThreadRunOnAnother) {
   EXPECT_EQ(c1b.to_vector(), c0b.to_vector());
   EXPECT_EQ(mm1.to_vector(), mm0.to_vector());
   EXPECT_EQ(l1.to_vector(), l0.to_vector());
+}
+
+// A kernel table whose softmax row kernel (run inside the backend's parallel_for regions) records the largest
+// OpenMP team it ran in.
+std::atomic<int> g_max_team{0};
+const a2f::cpu::Kernels* g_real = nullptr;
+void counting_softmax_row(const float* x, float* y, int64_t n) {
+  int seen = g_max_team.load();
+  const int team = omp_get_num_threads();
+  while (team > seen && !g_max_team.compare_exchange_weak(seen, team)) {
+  }
+  g_real->softmax_row(x, y, n);
+}
+const a2f::cpu::Kernels* counting_kernels() {
+  static const a2f::cpu::Kernels k = [] {
+    g_real = a2f::cpu::kernels_best();
+    a2f::cpu::Kernels c = *g_real;
+    c.softmax_row = counting_softmax_row;
+    return c;
+  }();
+  return &k;
+}
+
+// The largest team the backend's softmax ran in on a new thread (whose OpenMP count is set to `thread_count`
+// first when > 0), and that thread's count after the op.
+std::pair<int, int> softmax_team_on_new_thread(a2f::CpuBackend& cpu, int thread_count) {
+  const Tensor x = randn({256, 512}, 9);  // 256 rows of 512: many chunks of the row grain
+  const Tensor expected = a2f::make_ref_backend()->softmax(x);
+  g_max_team = 0;
+  int after = 0;
+  on_new_thread([&] {
+    if (thread_count > 0) omp_set_num_threads(thread_count);
+    const Tensor y = cpu.softmax(x);
+    EXPECT_LE(nmse(y, expected), kF32Sum);
+    after = omp_get_max_threads();
+  });
+  return {g_max_team.load(), after};
+}
+
+TEST(CpuThreads, ThreadCountHoldsOnEveryCallingThread) {
+  // OpenMP keeps the thread count per thread: the backend applies its own on the thread running each op.
+  int fresh = 0;  // a new thread's count: all cores, or $OMP_NUM_THREADS
+  on_new_thread([&] { fresh = omp_get_max_threads(); });
+  if (fresh < 2) GTEST_SKIP() << "needs 2 threads to tell 1 worker thread from all";
+  a2f::CpuBackend one(counting_kernels(), 1);
+  EXPECT_EQ(one.num_threads(), 1);
+  auto [team, after] = softmax_team_on_new_thread(one, 0);
+  EXPECT_EQ(team, 1);
+  EXPECT_EQ(after, fresh) << "the thread's own count is restored after the op";
+
+  a2f::CpuBackend two(counting_kernels(), 2);
+  std::tie(team, after) = softmax_team_on_new_thread(two, 1);  // the thread was set to 1
+  EXPECT_EQ(team, 2);
+  EXPECT_EQ(after, 1);
+
+  // 0: the calling thread's setting.
+  a2f::CpuBackend any(counting_kernels(), 0);
+  std::tie(team, after) = softmax_team_on_new_thread(any, 1);
+  EXPECT_EQ(team, 1);
+  std::tie(team, after) = softmax_team_on_new_thread(any, 0);
+  EXPECT_EQ(team, std::min(fresh, 16));  // at most one team member per chunk (256 rows, grain 16)
+  EXPECT_THROW(any.set_num_threads(-1), a2f::Error);
 }
 
 }  // namespace
