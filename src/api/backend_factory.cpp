@@ -2,7 +2,6 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "backends/ref/ref_backend.h"
-#include "core/parallel.h"
 #ifdef A2F_HAVE_CUDA
 #include "backends/cuda/cuda_device.h"
 #endif
@@ -10,8 +9,8 @@
 namespace a2f {
 
 std::unique_ptr<Backend> make_backend(const std::string& name, int threads) {
-  if (threads > 0) set_num_threads(threads);
-  if (name == "cpu") return make_cpu_backend();
+  A2F_CHECK(threads >= 0, "threads must be >= 0 (0: all cores), got ", threads);
+  if (name == "cpu") return make_cpu_backend(threads);  // applied on whichever thread runs the ops
   if (name == "ref") return make_ref_backend();
   if (name == "cuda") {
 #ifdef A2F_HAVE_CUDA

@@ -8,7 +8,8 @@
 namespace a2f {
 
 // "cpu" (oneDNN + own kernels), "ref" (scalar reference), "cuda" (when built with -DA2F_CUDA=ON).
-// Sets the CPU thread count when threads > 0. Throws a2f::Error for an unknown or unavailable backend.
+// `threads`: the CPU backend's worker threads per op, on whichever thread runs it (0: all cores); the ref
+// backend is single-threaded. Throws a2f::Error for an unknown or unavailable backend.
 std::unique_ptr<Backend> make_backend(const std::string& name, int threads);
 
 }  // namespace a2f

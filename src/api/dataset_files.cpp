@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "api/dataset_internal.h"
+#include "io/atomic_file.h"
 #include "io/image.h"
 #include "io/json.h"
 
@@ -226,33 +227,7 @@ int64_t read_manifest(const fs::path& file, const std::function<void(Record&&)>&
 }
 
 void write_file_atomic(const fs::path& path, const void* data, size_t size) {
-  const std::string tmp = path.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  A2F_CHECK(fd >= 0, "cannot write '", tmp, "': ", std::strerror(errno));
-  const auto* p = static_cast<const uint8_t*>(data);
-  size_t left = size;
-  while (left > 0) {
-    const ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      a2f::fail("cannot write '", tmp, "': ", std::strerror(e));
-    }
-    p += n;
-    left -= size_t(n);
-  }
-  if (::close(fd) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    a2f::fail("cannot write '", tmp, "': ", std::strerror(e));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    a2f::fail("cannot rename '", tmp, "' to '", path.string(), "': ", std::strerror(e));
-  }
+  a2f::write_file_atomic(path, {{data, size}}, ".tmp");  // the fixed name that a resumed run removes
 }
 
 std::string read_text(const fs::path& path) {

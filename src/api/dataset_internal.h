@@ -78,7 +78,7 @@ std::optional<Shard> manifest_shard(const std::string& name);  // inverse; nullo
 int64_t read_manifest(const fs::path& file, const std::function<void(Record&&)>& fn);
 
 // Files.
-void write_file_atomic(const fs::path& path, const void* data, size_t size);  // path.tmp, then rename
+void write_file_atomic(const fs::path& path, const void* data, size_t size);  // via path.tmp (io/atomic_file.h)
 std::string read_text(const fs::path& path);
 // The PNG decodes completely, is width x height RGB and its "parameters" text equals `parameters`. On failure
 // `why` says what is wrong. `rgb` (optional) receives the pixels.

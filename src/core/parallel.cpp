@@ -8,8 +8,24 @@
 
 namespace a2f {
 
-void set_num_threads(int n) { omp_set_num_threads(std::max(1, n)); }
-int num_threads() { return omp_get_max_threads(); }
+void set_num_threads(int n) {
+  omp_set_num_threads(std::max(1, n));
+}
+int num_threads() {
+  return omp_get_max_threads();
+}
+
+ScopedNumThreads::ScopedNumThreads(int n) {
+  if (n <= 0) return;
+  const int current = omp_get_max_threads();
+  if (current == n) return;
+  previous_ = current;
+  omp_set_num_threads(n);
+}
+
+ScopedNumThreads::~ScopedNumThreads() {
+  if (previous_ > 0) omp_set_num_threads(previous_);
+}
 
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;

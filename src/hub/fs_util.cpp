@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "io/atomic_file.h"
 
 namespace a2f::hub {
 
@@ -29,29 +30,7 @@ std::string read_text_file(const std::filesystem::path& p, size_t max_bytes) {
 void write_file_atomic(const std::filesystem::path& p, const std::string& content) {
   std::error_code ec;
   if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
-  std::filesystem::path tmp = p;
-  tmp += ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) fail("cannot write ", tmp.string(), ": ", std::strerror(errno));
-  size_t off = 0;
-  while (off < content.size()) {
-    ssize_t w = ::write(fd, content.data() + off, content.size() - off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      std::filesystem::remove(tmp, ec);
-      fail("cannot write ", tmp.string(), ": ", std::strerror(e));
-    }
-    off += size_t(w);
-  }
-  ::fsync(fd);
-  ::close(fd);
-  if (::rename(tmp.c_str(), p.c_str()) != 0) {
-    int e = errno;
-    std::filesystem::remove(tmp, ec);
-    fail("cannot rename ", tmp.string(), " to ", p.string(), ": ", std::strerror(e));
-  }
+  a2f::write_file_atomic(p, {{content.data(), content.size()}});
   sync_dir(p.parent_path().empty() ? std::filesystem::path(".") : p.parent_path());
 }
 

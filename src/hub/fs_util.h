@@ -10,7 +10,8 @@ namespace a2f::hub {
 // Reads at most max_bytes of a small text file; "" when it does not exist or cannot be read.
 std::string read_text_file(const std::filesystem::path& p, size_t max_bytes = 1 << 20);
 
-// Writes content to p atomically (p.tmp.<pid> + fsync + rename); creates parent folders. Throws a2f::Error.
+// Writes content to p atomically (io/atomic_file.h), creating parent folders, and syncs the folder. Throws
+// a2f::Error.
 void write_file_atomic(const std::filesystem::path& p, const std::string& content);
 
 // fsync of a folder, so that a rename in it survives a power loss (errors ignored).

@@ -2,15 +2,13 @@
 // themselves are in image_jpeg.cpp, image_png.cpp and image_webp.cpp.
 #include "io/image.h"
 
-#include <unistd.h>
-
-#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "io/image_codecs.h"
 
 namespace a2f {
@@ -211,31 +209,10 @@ Image8 image_read(const std::filesystem::path& path, const ImageReadOptions& opt
   return image_decode(bytes.data(), bytes.size(), what, opt);
 }
 
-namespace {
-std::atomic<uint64_t> g_tmp_counter{0};
-}
-
 void png_write(const std::filesystem::path& path, const uint8_t* rgb8, int width, int height,
                const PngText& text) {
   const std::vector<uint8_t> bytes = png_encode(rgb8, width, height, 3, text);
-  const std::filesystem::path tmp =
-      path.string() + ".tmp" + std::to_string(::getpid()) + "_" + std::to_string(g_tmp_counter++);
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail("cannot write ", path.string(), ": ", std::strerror(errno));
-  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() && std::fflush(f) == 0;
-  const int err = errno;
-  std::fclose(f);
-  std::error_code ec;
-  if (!ok) {
-    std::filesystem::remove(tmp, ec);
-    fail("cannot write ", path.string(), ": ", std::strerror(err));
-  }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ec2;
-    std::filesystem::remove(tmp, ec2);
-    fail("cannot write ", path.string(), ": ", ec.message());
-  }
+  write_file_atomic(path, {{bytes.data(), bytes.size()}});
 }
 
 void png_write(const std::filesystem::path& path, const Image8& img, const PngText& text) {

@@ -1,12 +1,10 @@
 #include "io/npy.h"
 
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string_view>
 
+#include "io/atomic_file.h"
 #include "io/mapped_file.h"
 #include "io/shape_check.h"
 
@@ -257,23 +255,7 @@ void npy_write(const std::filesystem::path& path, const Tensor& t_in) {
   }
   head += dict;
 
-  const std::string final_path = path.string();
-  const std::string tmp = cat(final_path, ".tmp.", static_cast<int64_t>(::getpid()));
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail("cannot write '", tmp, "': ", std::strerror(errno));
-  bool ok = std::fwrite(head.data(), 1, head.size(), f) == head.size();
-  if (ok && t.nbytes()) ok = std::fwrite(t.raw_data(), 1, t.nbytes(), f) == t.nbytes();
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok) {
-    int e = errno;
-    std::remove(tmp.c_str());
-    fail("cannot write '", tmp, "': ", std::strerror(e));
-  }
-  if (std::rename(tmp.c_str(), final_path.c_str()) != 0) {
-    int e = errno;
-    std::remove(tmp.c_str());
-    fail("cannot rename '", tmp, "' to '", final_path, "': ", std::strerror(e));
-  }
+  write_file_atomic(path, {{head.data(), head.size()}, {t.raw_data(), t.nbytes()}});
 }
 
 }  // namespace a2f

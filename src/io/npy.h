@@ -10,7 +10,7 @@ namespace a2f {
 // for a malformed header, an unsupported dtype, or a size that does not match the file.
 Tensor npy_read(const std::filesystem::path& path);
 Tensor npy_parse(const void* data, size_t size, const std::string& what = "npy buffer");
-// Writes a host tensor (any dtype above; bf16 is written as float32). Atomic: temp file + rename.
+// Writes a host tensor (any dtype above; bf16 is written as float32), atomically (io/atomic_file.h).
 void npy_write(const std::filesystem::path& path, const Tensor& t);
 
 }  // namespace a2f

@@ -1,12 +1,10 @@
 #include "io/safetensors.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
+#include "io/atomic_file.h"
 #include "io/json.h"
 #include "io/mapped_file.h"
 #include "io/shape_check.h"
@@ -210,25 +208,9 @@ void safetensors_write(const std::filesystem::path& path, const StateDict& tenso
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
 
-  const std::string final_path = path.string();
-  const std::string tmp = cat(final_path, ".tmp.", static_cast<int64_t>(::getpid()));
-  FILE* fp = std::fopen(tmp.c_str(), "wb");
-  if (!fp) fail("cannot write '", tmp, "': ", std::strerror(errno));
-  bool ok = std::fwrite(len, 1, 8, fp) == 8 && std::fwrite(text.data(), 1, text.size(), fp) == text.size();
-  for (const auto& t : data) {
-    if (ok && t.nbytes()) ok = std::fwrite(t.raw_data(), 1, t.nbytes(), fp) == t.nbytes();
-  }
-  ok = (std::fclose(fp) == 0) && ok;
-  if (!ok) {
-    int e = errno;
-    std::remove(tmp.c_str());
-    fail("cannot write '", tmp, "': ", std::strerror(e));
-  }
-  if (std::rename(tmp.c_str(), final_path.c_str()) != 0) {
-    int e = errno;
-    std::remove(tmp.c_str());
-    fail("cannot rename '", tmp, "' to '", final_path, "': ", std::strerror(e));
-  }
+  std::vector<ByteRange> parts = {{len, 8}, {text.data(), text.size()}};
+  for (const auto& t : data) parts.push_back({t.raw_data(), t.nbytes()});
+  write_file_atomic(path, parts.data(), parts.size());
 }
 
 }  // namespace a2f

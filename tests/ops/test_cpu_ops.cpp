@@ -143,6 +143,30 @@ TEST_F(CpuOps, Conv2dWinogradMatchesRef) {
   }
 }
 
+TEST_F(CpuOps, Conv2dFewInputChannelsAvoidsTheReferenceKernel) {
+  // SCRFD's stem: 3 -> 28 channels, 3x3 stride 2 on the 640x640 detector input (and ArcFace's 3 -> 64 3x3
+  // stride 1 at 112x112). oneDNN has jit kernels for plain-layout inputs with few channels; a blocked input
+  // layout (nChw16c) would pad 3 channels to 16 and fall to its slow reference kernel (~8x slower detection).
+  a2f::CpuBackend c;
+  struct Stem {
+    Shape x, w;
+    int stride;
+  };
+  for (const Stem& st :
+       {Stem{{1, 3, 640, 640}, {28, 3, 3, 3}, 2}, Stem{{1, 3, 112, 112}, {64, 3, 3, 3}, 1}}) {
+    a2f::Conv2dParams p = a2f::Conv2dParams::same(st.stride, 1);
+    p.act = Act::Relu;
+    const Tensor x = randn(st.x, 40), w = randn(st.w, 41, 0.2f), b = randn({st.w[0]}, 42);
+    c.conv2d(x, w, b, p);
+    const std::string impl = c.conv_impl(x, w, true, p);
+    EXPECT_FALSE(impl.empty());
+    EXPECT_EQ(impl.find("ref"), std::string::npos) << impl;
+    // Values on a corner of the image (the reference convolution of all of it takes a while).
+    const Tensor xs = ref->slice(ref->slice(x, 2, 0, 48), 3, 0, 40);
+    EXPECT_LE(nmse(c.conv2d(xs, w, b, p), ref->conv2d(xs, w, b, p)), kF32Sum);
+  }
+}
+
 TEST_F(CpuOps, Conv2dWeightCacheFollowsTheStorage) {
   // A new weight tensor (maybe at a freed one's address) is never served a stale cached reorder.
   const Tensor x = randn({1, 7, 5, 5}, 1);

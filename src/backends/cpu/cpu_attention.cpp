@@ -116,6 +116,7 @@ Tensor attention_bf16(const cpu::Kernels& kern, const Tensor& q0, const Tensor& 
 }  // namespace
 
 Tensor CpuBackend::attention(const Tensor& q0, const Tensor& k0, const Tensor& v0, const AttentionParams& p) {
+  const ScopedNumThreads nt(threads_);
   ref::attention_check(q0, k0, v0, p);
   if (q0.dtype() == DType::BF16 && k0.dtype() == DType::BF16 && v0.dtype() == DType::BF16)
     return attention_bf16(*k_, q0, k0, v0, p);

@@ -53,8 +53,10 @@ void rows_f32(const cpu::Kernels& k, const Tensor& x, Tensor& y, int64_t rows, i
 }
 }  // namespace
 
-CpuBackend::CpuBackend(const cpu::Kernels* kernels)
-    : k_(kernels ? kernels : cpu::kernels_best()), dnnl_(std::make_unique<cpu::DnnlContext>()) {}
+CpuBackend::CpuBackend(const cpu::Kernels* kernels, int threads)
+    : k_(kernels ? kernels : cpu::kernels_best()), threads_(0), dnnl_(std::make_unique<cpu::DnnlContext>()) {
+  set_num_threads(threads);
+}
 CpuBackend::~CpuBackend() = default;
 
 std::string CpuBackend::name() const {
@@ -70,6 +72,11 @@ void CpuBackend::release_caches() {
   cpu::release_idle_blocks();
 }
 
+void CpuBackend::set_num_threads(int threads) {
+  A2F_CHECK(threads >= 0, "CPU backend: threads must be >= 0 (0: all cores), got ", threads);
+  threads_ = threads;
+}
+
 void CpuBackend::set_winograd_max_weight_bytes(size_t bytes) {
   dnnl_->set_winograd_max_weight_bytes(bytes);
 }
@@ -79,8 +86,8 @@ std::string CpuBackend::conv_impl(const Tensor& x, const Tensor& w, bool has_bia
   return dnnl_->conv_impl(x, w, has_bias, p);
 }
 
-std::unique_ptr<Backend> make_cpu_backend() {
-  return std::make_unique<CpuBackend>();
+std::unique_ptr<Backend> make_cpu_backend(int threads) {
+  return std::make_unique<CpuBackend>(nullptr, threads);
 }
 std::unique_ptr<Backend> make_cpu_backend(cpu::Isa isa) {
   return std::make_unique<CpuBackend>(cpu::kernels_for(isa));
@@ -89,18 +96,21 @@ std::unique_ptr<Backend> make_cpu_backend(cpu::Isa isa) {
 // --- Dense (oneDNN) ---
 
 Tensor CpuBackend::conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) {
+  const ScopedNumThreads nt(threads_);
   const Shape os = ref::conv2d_check(x, w, bias, p);
   if (x.numel() == 0 || shape_numel(os) == 0) return RefBackend::conv2d(x, w, bias, p);
   return dnnl_->conv2d(x, w, bias, p, os);
 }
 
 Tensor CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor& bias, Act act) {
+  const ScopedNumThreads nt(threads_);
   ref::linear_check(x, w, bias);
   if (x.numel() == 0 || w.numel() == 0) return RefBackend::linear(x, w, bias, act);  // empty sums: bias only
   return dnnl_->linear(x, w, bias, act);
 }
 
 Tensor CpuBackend::matmul(const Tensor& a, const Tensor& b, bool trans_b, float alpha) {
+  const ScopedNumThreads nt(threads_);
   const Shape os = ref::matmul_check(a, b, trans_b);
   if (a.numel() == 0 || b.numel() == 0) return RefBackend::matmul(a, b, trans_b, alpha);
   return dnnl_->matmul(a, b, trans_b, alpha, os);
@@ -109,6 +119,7 @@ Tensor CpuBackend::matmul(const Tensor& a, const Tensor& b, bool trans_b, float 
 // --- Elementwise ---
 
 Tensor CpuBackend::binary(BinaryOp op, const Tensor& a0, const Tensor& b0) {
+  const ScopedNumThreads nt(threads_);
   ref::check_float(a0, "binary", "a");
   ref::check_float(b0, "binary", "b");
   const Shape os = broadcast_shapes(a0.shape(), b0.shape());
@@ -180,6 +191,7 @@ Tensor CpuBackend::binary(BinaryOp op, const Tensor& a0, const Tensor& b0) {
 }
 
 Tensor CpuBackend::scale(const Tensor& x0, float alpha, float beta) {
+  const ScopedNumThreads nt(threads_);
   ref::check_float(x0, "scale", "x");
   const Tensor x = x0.contiguous();
   Tensor out = cpu::new_tensor(x.shape(), x.dtype());
@@ -190,6 +202,7 @@ Tensor CpuBackend::scale(const Tensor& x0, float alpha, float beta) {
 }
 
 Tensor CpuBackend::unary(Act act, const Tensor& x0) {
+  const ScopedNumThreads nt(threads_);
   ref::check_float(x0, "unary", "x");
   const Tensor x = x0.contiguous();
   Tensor out = cpu::new_tensor(x.shape(), x.dtype());
@@ -199,6 +212,7 @@ Tensor CpuBackend::unary(Act act, const Tensor& x0) {
 }
 
 Tensor CpuBackend::geglu(const Tensor& x0) {
+  const ScopedNumThreads nt(threads_);
   ref::check_float(x0, "geglu", "x");
   A2F_CHECK(x0.ndim() >= 1 && x0.dim(-1) % 2 == 0, "geglu: last dimension of ", x0.desc(), " must be even");
   const Tensor x = x0.contiguous();
@@ -217,6 +231,7 @@ Tensor CpuBackend::geglu(const Tensor& x0) {
 
 Tensor CpuBackend::group_norm(const Tensor& x0, int groups, const Tensor& gamma0, const Tensor& beta0,
                               float eps, Act act) {
+  const ScopedNumThreads nt(threads_);
   ref::group_norm_check(x0, groups, gamma0, beta0);
   const Tensor x = x0.contiguous();
   const int64_t n = x.dim(0), c = x.dim(1), inner = n * c != 0 ? x.numel() / (n * c) : 0, cg = c / groups;
@@ -244,6 +259,7 @@ Tensor CpuBackend::group_norm(const Tensor& x0, int groups, const Tensor& gamma0
 }
 
 Tensor CpuBackend::layer_norm(const Tensor& x0, const Tensor& gamma0, const Tensor& beta0, float eps) {
+  const ScopedNumThreads nt(threads_);
   ref::layer_norm_check(x0, gamma0, beta0);
   const Tensor x = x0.contiguous();
   const int64_t d = x.dim(-1), rows = d ? x.numel() / d : 0;
@@ -260,6 +276,7 @@ Tensor CpuBackend::layer_norm(const Tensor& x0, const Tensor& gamma0, const Tens
 }
 
 Tensor CpuBackend::softmax(const Tensor& x0) {
+  const ScopedNumThreads nt(threads_);
   ref::check_float(x0, "softmax", "x");
   A2F_CHECK(x0.ndim() >= 1, "softmax: x ", x0.desc(), " has no dimension");
   const Tensor x = x0.contiguous();

@@ -16,8 +16,9 @@ class DnnlContext;
 
 class CpuBackend : public RefBackend {
  public:
-  // `kernels` selects the ISA of our own kernels (default: the best the CPU has, or $A2F_CPU_ISA).
-  explicit CpuBackend(const cpu::Kernels* kernels = nullptr);
+  // `kernels` selects the ISA of our own kernels (default: the best the CPU has, or $A2F_CPU_ISA). `threads`:
+  // worker threads per op (0: the calling thread's OpenMP setting, all cores unless changed).
+  explicit CpuBackend(const cpu::Kernels* kernels = nullptr, int threads = 0);
   ~CpuBackend() override;
   std::string name() const override;
   Tensor empty(const Shape& shape, DType dtype) override;  // large blocks recycled (cpu_alloc.h)
@@ -46,6 +47,10 @@ class CpuBackend : public RefBackend {
   Tensor cast(const Tensor& x, DType dtype) override;
 
   const cpu::Kernels& kernels() const { return *k_; }
+  // Worker threads per op, applied on whichever thread calls the op (OpenMP keeps the count per thread, so a
+  // count set once on the creating thread would not reach a server's request threads). 0: leave it.
+  void set_num_threads(int threads);
+  int num_threads() const { return threads_; }
   // Winograd (oneDNN's f32 F(4x4, 3x3)) for 3x3 stride-1 convolutions whose f32 weights take at most this
   // many bytes. Default 0 (never) unless $A2F_CPU_WINOGRAD = all | <MB>. About 2.8x faster than direct
   // convolution here (bf16 inputs too, widened exactly); NMSE vs the reference 1.4e-12 instead of 3e-13, and
@@ -58,11 +63,13 @@ class CpuBackend : public RefBackend {
 
  private:
   const cpu::Kernels* k_;
+  int threads_;
   std::unique_ptr<cpu::DnnlContext> dnnl_;
 };
 
-// The CPU backend with the best kernels for this CPU (or those named by $A2F_CPU_ISA).
-std::unique_ptr<Backend> make_cpu_backend();
+// The CPU backend with the best kernels for this CPU (or those named by $A2F_CPU_ISA), `threads` worker
+// threads per op (0: the calling thread's OpenMP setting).
+std::unique_ptr<Backend> make_cpu_backend(int threads = 0);
 // The CPU backend with our kernels for one ISA; throws a2f::Error when the CPU lacks it (tests use this).
 std::unique_ptr<Backend> make_cpu_backend(cpu::Isa isa);
 

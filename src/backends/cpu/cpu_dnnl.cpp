@@ -72,8 +72,16 @@ void append_act(dnnl::post_ops& po, Act act) {
   }
 }
 
-dnnl::primitive_attr make_attr(Act act, float alpha) {
+// Every primitive takes its scratchpad from the caller (Impl::scratchpad): oneDNN's library-managed one is
+// per thread, so a primitive created on one thread crashed when run from another (Winograd convolutions).
+dnnl::primitive_attr user_scratchpad_attr() {
   dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+dnnl::primitive_attr make_attr(Act act, float alpha) {
+  dnnl::primitive_attr attr = user_scratchpad_attr();
   if (act != Act::None) {
     dnnl::post_ops po;
     append_act(po, act);
@@ -101,9 +109,11 @@ struct ConvEntry {
   dnnl::memory::desc user_src, user_dst;
   bool reorder_src = false, reorder_dst = false;
   dnnl::reorder src_r, dst_r;
+  dnnl::memory::desc src_r_pad, dst_r_pad;  // the reorders' scratchpads
 };
 
 // A growable 64-byte aligned host buffer (one per role, shared by all primitives: calls are serialised).
+// Growing it frees the old buffer: memory objects made from an earlier get() are stale after a larger one.
 class Scratch {
  public:
   void* get(size_t bytes) {
@@ -116,7 +126,7 @@ class Scratch {
   std::shared_ptr<Storage> buf_;
 };
 
-struct LinearEntry {
+struct MatmulEntry {  // linear and matmul
   dnnl::matmul::primitive_desc pd;
   dnnl::matmul prim;
 };
@@ -133,10 +143,22 @@ struct DnnlContext::Impl {
   dnnl::stream strm{eng};
   std::mutex mu;
   std::unordered_map<std::string, ConvEntry> convs;
-  std::unordered_map<std::string, LinearEntry> linears;
-  std::unordered_map<std::string, dnnl::matmul> matmuls;
+  std::unordered_map<std::string, MatmulEntry> linears, matmuls;
   std::unordered_map<std::string, WeightEntry> weights;
   Scratch src_scratch, dst_scratch;  // activations in the primitives' layouts
+  Scratch pad_scratch;               // the primitives' scratchpads (user mode)
+
+  // A scratchpad memory for a primitive whose scratchpad is `pad` (executions are serialised by `mu` and run
+  // to completion before the next one, so they all share one buffer).
+  dnnl::memory scratchpad(const dnnl::memory::desc& pad) {
+    return dnnl::memory(pad, eng, pad_scratch.get(pad.get_size()));
+  }
+  // Runs `prim` with `args` plus its scratchpad (none when `pad` is empty).
+  void execute(const dnnl::primitive& prim, const dnnl::memory::desc& pad,
+               std::unordered_map<int, dnnl::memory> args) {
+    if (pad.get_size() > 0) args.emplace(DNNL_ARG_SCRATCHPAD, scratchpad(pad));
+    prim.execute(strm, args);
+  }
 
   // The weight w in the layout `target`, reordered (and converted) once. `user_md` describes w (after f16
   // widening) as oneDNN sees it.
@@ -211,6 +233,7 @@ void DnnlContext::clear() {
   impl_->weights.clear();
   impl_->src_scratch.reset();
   impl_->dst_scratch.reset();
+  impl_->pad_scratch.reset();
 }
 
 const char* DnnlContext::isa() {
@@ -291,10 +314,18 @@ Tensor DnnlContext::conv2d(const Tensor& x0, const Tensor& w, const Tensor& bias
     e.user_dst = dnnl::memory::desc(to_dims(out_shape), to_dnnl(out_dt), dtag::nchw);
     e.reorder_src = e.pd.src_desc() != e.user_src;
     e.reorder_dst = e.pd.dst_desc() != e.user_dst;
-    if (e.reorder_src)
-      e.src_r = dnnl::reorder(dnnl::reorder::primitive_desc(m.eng, e.user_src, m.eng, e.pd.src_desc()));
-    if (e.reorder_dst)
-      e.dst_r = dnnl::reorder(dnnl::reorder::primitive_desc(m.eng, e.pd.dst_desc(), m.eng, e.user_dst));
+    if (e.reorder_src) {
+      const dnnl::reorder::primitive_desc rpd(m.eng, e.user_src, m.eng, e.pd.src_desc(),
+                                              user_scratchpad_attr());
+      e.src_r = dnnl::reorder(rpd);
+      e.src_r_pad = rpd.scratchpad_desc();
+    }
+    if (e.reorder_dst) {
+      const dnnl::reorder::primitive_desc rpd(m.eng, e.pd.dst_desc(), m.eng, e.user_dst,
+                                              user_scratchpad_attr());
+      e.dst_r = dnnl::reorder(rpd);
+      e.dst_r_pad = rpd.scratchpad_desc();
+    }
     it = m.convs.emplace(key, std::move(e)).first;
   }
   ConvEntry& e = it->second;
@@ -309,7 +340,7 @@ Tensor DnnlContext::conv2d(const Tensor& x0, const Tensor& w, const Tensor& bias
   dnnl::memory src = user_src, dst = user_dst;
   if (e.reorder_src) {
     src = dnnl::memory(e.pd.src_desc(), m.eng, m.src_scratch.get(e.pd.src_desc().get_size()));
-    e.src_r.execute(m.strm, user_src, src);
+    m.execute(e.src_r, e.src_r_pad, {{DNNL_ARG_FROM, user_src}, {DNNL_ARG_TO, src}});
   }
   if (e.reorder_dst)
     dst = dnnl::memory(e.pd.dst_desc(), m.eng, m.dst_scratch.get(e.pd.dst_desc().get_size()));
@@ -320,8 +351,8 @@ Tensor DnnlContext::conv2d(const Tensor& x0, const Tensor& w, const Tensor& bias
     bias = to_contiguous(bias0, DType::F32);
     args.emplace(DNNL_ARG_BIAS, wrap(dnnl::memory::desc({o}, ddt::f32, dtag::a), m.eng, bias));
   }
-  e.prim.execute(m.strm, args);
-  if (e.reorder_dst) e.dst_r.execute(m.strm, dst, user_dst);
+  m.execute(e.prim, e.pd.scratchpad_desc(), std::move(args));
+  if (e.reorder_dst) m.execute(e.dst_r, e.dst_r_pad, {{DNNL_ARG_FROM, dst}, {DNNL_ARG_TO, user_dst}});
   m.strm.wait();
   return restore_f16(out, x0);
 }
@@ -342,7 +373,7 @@ Tensor DnnlContext::linear(const Tensor& x0, const Tensor& w, const Tensor& bias
                               bias0.defined() ? " b" : "", " a", static_cast<int>(act));
   auto it = m.linears.find(key);
   if (it == m.linears.end()) {
-    LinearEntry e;
+    MatmulEntry e;
     const dnnl::memory::desc src_md({mrows, k}, to_dnnl(cdt), dtag::ab);
     const dnnl::memory::desc w_md({k, n}, to_dnnl(cdt), dtag::any);
     const dnnl::memory::desc b_md =
@@ -353,7 +384,7 @@ Tensor DnnlContext::linear(const Tensor& x0, const Tensor& w, const Tensor& bias
     e.prim = dnnl::matmul(e.pd);
     it = m.linears.emplace(key, std::move(e)).first;
   }
-  LinearEntry& e = it->second;
+  MatmulEntry& e = it->second;
   dnnl::memory wmem = m.weight(w, e.pd.weights_desc(), [&](const Tensor& ws) {
     return dnnl::memory::desc({k, n}, to_dnnl(ws.dtype()), dims{ws.strides()[1], ws.strides()[0]});
   });
@@ -365,7 +396,7 @@ Tensor DnnlContext::linear(const Tensor& x0, const Tensor& w, const Tensor& bias
     bias = to_contiguous(bias0, DType::F32);
     args.emplace(DNNL_ARG_BIAS, wrap(dnnl::memory::desc({1, n}, ddt::f32, dtag::ab), m.eng, bias));
   }
-  e.prim.execute(m.strm, args);
+  m.execute(e.prim, e.pd.scratchpad_desc(), std::move(args));
   m.strm.wait();
   return restore_f16(out, x0);
 }
@@ -400,12 +431,16 @@ Tensor DnnlContext::matmul(const Tensor& a0, const Tensor& b0, bool trans_b, flo
   const dnnl::memory::desc b_md(bdims, to_dnnl(cdt), bstr);
   const dnnl::memory::desc c_md(to_dims(out_shape), to_dnnl(out_dt), to_dims(contiguous_strides(out_shape)));
   if (it == m.matmuls.end()) {
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), make_attr(Act::None, alpha), m.eng);
-    it = m.matmuls.emplace(key, dnnl::matmul(pd)).first;
+    MatmulEntry e;
+    e.pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, b_md, c_md), make_attr(Act::None, alpha),
+                                        m.eng);
+    e.prim = dnnl::matmul(e.pd);
+    it = m.matmuls.emplace(key, std::move(e)).first;
   }
-  it->second.execute(m.strm, {{DNNL_ARG_SRC, wrap(a_md, m.eng, a)},
-                              {DNNL_ARG_WEIGHTS, wrap(b_md, m.eng, b)},
-                              {DNNL_ARG_DST, wrap(c_md, m.eng, out)}});
+  m.execute(it->second.prim, it->second.pd.scratchpad_desc(),
+            {{DNNL_ARG_SRC, wrap(a_md, m.eng, a)},
+             {DNNL_ARG_WEIGHTS, wrap(b_md, m.eng, b)},
+             {DNNL_ARG_DST, wrap(c_md, m.eng, out)}});
   m.strm.wait();
   return restore_f16(out, a0);
 }

@@ -30,6 +30,7 @@ void upsample_rows(const char* src, char* dst, int64_t nc, int64_t h, int64_t w,
 }  // namespace
 
 Tensor CpuBackend::upsample_nearest(const Tensor& x0, int64_t out_h, int64_t out_w) {
+  const ScopedNumThreads nt(threads_);
   ref::check_float(x0, "upsample_nearest", "x");
   A2F_CHECK(x0.ndim() == 4 && out_h > 0 && out_w > 0, "upsample_nearest: x ", x0.desc(), " to ", out_h, "x",
             out_w, " (expected x [N, C, H, W] and a positive size)");
@@ -50,6 +51,7 @@ Tensor CpuBackend::upsample_nearest(const Tensor& x0, int64_t out_h, int64_t out
 }
 
 Tensor CpuBackend::concat(const std::vector<Tensor>& xs, int dim) {
+  const ScopedNumThreads nt(threads_);
   A2F_CHECK(!xs.empty(), "concat: no inputs");
   for (const Tensor& t : xs) ref::check_float(t, "concat", "input");
   const int nd = xs[0].ndim();
@@ -88,6 +90,7 @@ Tensor CpuBackend::concat(const std::vector<Tensor>& xs, int dim) {
 }
 
 Tensor CpuBackend::slice(const Tensor& x, int dim, int64_t start, int64_t end, int64_t step) {
+  const ScopedNumThreads nt(threads_);
   A2F_CHECK(x.defined(), "slice: undefined input");
   const int d = ref::norm_dim(dim, x.ndim(), "slice");
   if (step != 1) return RefBackend::slice(x, dim, start, end, step);
@@ -103,6 +106,7 @@ Tensor CpuBackend::slice(const Tensor& x, int dim, int64_t start, int64_t end, i
 }
 
 Tensor CpuBackend::permute(const Tensor& x, const std::vector<int>& perm) {
+  const ScopedNumThreads nt(threads_);
   A2F_CHECK(x.defined(), "permute: undefined input");
   const Tensor view = x.permute(perm);
   Tensor out = cpu::new_tensor(view.shape(), x.dtype());
@@ -111,6 +115,7 @@ Tensor CpuBackend::permute(const Tensor& x, const std::vector<int>& perm) {
 }
 
 Tensor CpuBackend::cast(const Tensor& x, DType dtype) {
+  const ScopedNumThreads nt(threads_);
   A2F_CHECK(x.defined(), "cast: undefined input");
   Tensor out = cpu::new_tensor(x.shape(), dtype);
   cpu::copy_strided(x, out);

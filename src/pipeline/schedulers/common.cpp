@@ -362,5 +362,30 @@ Tensor as_f32_host(const Tensor& t, const char* what) {
   return c.is_contiguous() ? c : c.contiguous();
 }
 
+DiscreteSigmaScheduler::DiscreteSigmaScheduler(const ConfigReader& cfg) : train_(read_train_schedule(cfg)) {
+  const std::string prediction = cfg.get_string("prediction_type", "epsilon");
+  cfg.require(prediction == "epsilon", "prediction_type", prediction);
+  spacing_ = cfg.get_string("timestep_spacing", "linspace");
+  cfg.require(spacing_ == "linspace" || spacing_ == "leading" || spacing_ == "trailing", "timestep_spacing",
+              spacing_);
+  steps_offset_ = cfg.get_int("steps_offset", 0);
+}
+
+void DiscreteSigmaScheduler::set_sigma_schedule(int n, float final_sigma) {
+  A2F_CHECK(n >= 1 && n <= train_.num_train_timesteps, name(), ": number of steps must be in [1, ",
+            train_.num_train_timesteps, "], got ", n);
+  std::vector<double> sig;
+  discrete_sigma_schedule(train_, spacing_, steps_offset_, n, timesteps_, sig);
+  sigmas_.assign(sig.begin(), sig.end());  // float64 -> float32
+  sigmas_.push_back(final_sigma);
+  init_noise_sigma_ = sigma_init_noise(sigmas_, spacing_);
+  begin_schedule();
+}
+
+Tensor DiscreteSigmaScheduler::scale_model_input(const Tensor& sample, int i) const {
+  check_index(i);
+  return scale_by_sigma(sample, sigmas_[static_cast<size_t>(i)]);
+}
+
 }  // namespace sched
 }  // namespace a2f

@@ -77,6 +77,24 @@ float sigma_init_noise(const std::vector<float>& sigmas, const std::string& spac
 // sample / ((sigma**2 + 1) ** 0.5), the Euler-family scale_model_input.
 Tensor scale_by_sigma(const Tensor& sample, float sigma);
 
+// The part shared by the sigma schedulers Euler, Euler-a and LMS: epsilon prediction, timestep_spacing and
+// steps_offset from the config, the discrete sigma schedule plus a final sigma (float32), init_noise_sigma
+// and scale_model_input's sample / sqrt(sigma^2 + 1).
+class DiscreteSigmaScheduler : public Scheduler {
+ public:
+  Tensor scale_model_input(const Tensor& sample, int i) const override;
+
+ protected:
+  // Reads the training schedule, prediction_type (epsilon only), timestep_spacing and steps_offset.
+  explicit DiscreteSigmaScheduler(const ConfigReader& cfg);
+  // n steps: timesteps_, sigmas_ (terminated by final_sigma), init_noise_sigma_, then begin_schedule().
+  void set_sigma_schedule(int n, float final_sigma);
+
+  TrainSchedule train_;
+  std::string spacing_;
+  int steps_offset_ = 0;
+};
+
 // torch ops on 0-dim float32 tensors.
 float torch_log(float x);
 float torch_exp(float x);

@@ -7,36 +7,14 @@
 namespace a2f::sched {
 namespace {
 
-class EulerAncestralDiscrete final : public Scheduler {
+class EulerAncestralDiscrete final : public DiscreteSigmaScheduler {
  public:
-  explicit EulerAncestralDiscrete(const nlohmann::json& config) {
-    ConfigReader cfg(config, "EulerAncestralDiscreteScheduler");
-    train_ = read_train_schedule(cfg);
-    const std::string prediction = cfg.get_string("prediction_type", "epsilon");
-    cfg.require(prediction == "epsilon", "prediction_type", prediction);
-    spacing_ = cfg.get_string("timestep_spacing", "linspace");
-    cfg.require(spacing_ == "linspace" || spacing_ == "leading" || spacing_ == "trailing", "timestep_spacing",
-                spacing_);
-    steps_offset_ = cfg.get_int("steps_offset", 0);
-  }
+  explicit EulerAncestralDiscrete(const nlohmann::json& config)
+      : DiscreteSigmaScheduler(ConfigReader(config, "EulerAncestralDiscreteScheduler")) {}
 
   std::string_view name() const override { return "euler-a"; }
 
-  void set_timesteps(int n) override {
-    A2F_CHECK(n >= 1 && n <= train_.num_train_timesteps, "euler-a: number of steps must be in [1, ",
-              train_.num_train_timesteps, "], got ", n);
-    std::vector<double> sig;
-    discrete_sigma_schedule(train_, spacing_, steps_offset_, n, timesteps_, sig);
-    sigmas_.assign(sig.begin(), sig.end());
-    sigmas_.push_back(0.0f);
-    init_noise_sigma_ = sigma_init_noise(sigmas_, spacing_);
-    begin_schedule();
-  }
-
-  Tensor scale_model_input(const Tensor& sample, int i) const override {
-    check_index(i);
-    return scale_by_sigma(sample, sigmas_[static_cast<size_t>(i)]);
-  }
+  void set_timesteps(int n) override { set_sigma_schedule(n, 0.0f); }
 
   Tensor step(const Tensor& model_output_in, int i, const Tensor& sample_in, TorchGenerator* gen) override {
     A2F_CHECK(gen != nullptr,
@@ -58,11 +36,6 @@ class EulerAncestralDiscrete final : public Scheduler {
       return prev + z * sigma_up;
     });
   }
-
- private:
-  TrainSchedule train_;
-  std::string spacing_;
-  int steps_offset_ = 0;
 };
 
 }  // namespace

@@ -6,22 +6,16 @@
 namespace a2f::sched {
 namespace {
 
-class EulerDiscrete final : public Scheduler {
+class EulerDiscrete final : public DiscreteSigmaScheduler {
  public:
-  explicit EulerDiscrete(const nlohmann::json& config) {
-    ConfigReader cfg(config, "EulerDiscreteScheduler");
-    train_ = read_train_schedule(cfg);
-    const std::string prediction = cfg.get_string("prediction_type", "epsilon");
-    cfg.require(prediction == "epsilon", "prediction_type", prediction);
+  explicit EulerDiscrete(const nlohmann::json& config)
+      : EulerDiscrete(ConfigReader(config, "EulerDiscreteScheduler")) {}
+  explicit EulerDiscrete(const ConfigReader& cfg) : DiscreteSigmaScheduler(cfg) {
     const std::string interpolation = cfg.get_string("interpolation_type", "linear");
     cfg.require(interpolation == "linear", "interpolation_type", interpolation);
     cfg.require(!cfg.get_bool("use_karras_sigmas", false), "use_karras_sigmas", "true");
     const std::string timestep_type = cfg.get_string("timestep_type", "discrete");
     cfg.require(timestep_type == "discrete", "timestep_type", timestep_type);
-    spacing_ = cfg.get_string("timestep_spacing", "linspace");
-    cfg.require(spacing_ == "linspace" || spacing_ == "leading" || spacing_ == "trailing", "timestep_spacing",
-                spacing_);
-    steps_offset_ = cfg.get_int("steps_offset", 0);
     final_sigmas_type_ = cfg.get_string("final_sigmas_type", "zero");
     cfg.require(final_sigmas_type_ == "zero" || final_sigmas_type_ == "sigma_min", "final_sigmas_type",
                 final_sigmas_type_);
@@ -30,20 +24,8 @@ class EulerDiscrete final : public Scheduler {
   std::string_view name() const override { return "euler"; }
 
   void set_timesteps(int n) override {
-    A2F_CHECK(n >= 1 && n <= train_.num_train_timesteps, "euler: number of steps must be in [1, ",
-              train_.num_train_timesteps, "], got ", n);
-    std::vector<double> sig;
-    discrete_sigma_schedule(train_, spacing_, steps_offset_, n, timesteps_, sig);
-    sigmas_.assign(sig.begin(), sig.end());  // float64 -> float32
-    sigmas_.push_back(final_sigmas_type_ == "zero" ? 0.0f
-                                                   : sigma_from_alpha_cumprod(train_.alphas_cumprod[0]));
-    init_noise_sigma_ = sigma_init_noise(sigmas_, spacing_);
-    begin_schedule();
-  }
-
-  Tensor scale_model_input(const Tensor& sample, int i) const override {
-    check_index(i);
-    return scale_by_sigma(sample, sigmas_[static_cast<size_t>(i)]);
+    set_sigma_schedule(
+        n, final_sigmas_type_ == "zero" ? 0.0f : sigma_from_alpha_cumprod(train_.alphas_cumprod[0]));
   }
 
   Tensor step(const Tensor& model_output_in, int i, const Tensor& sample_in, TorchGenerator* gen) override {
@@ -63,9 +45,7 @@ class EulerDiscrete final : public Scheduler {
   }
 
  private:
-  TrainSchedule train_;
-  std::string spacing_, final_sigmas_type_;
-  int steps_offset_ = 0;
+  std::string final_sigmas_type_;
 };
 
 }  // namespace

@@ -45,37 +45,19 @@ double kronrod21(F f, double a, double b) {
   return resk * hlgth;
 }
 
-class LmsDiscrete final : public Scheduler {
+class LmsDiscrete final : public DiscreteSigmaScheduler {
  public:
-  explicit LmsDiscrete(const nlohmann::json& config) {
-    ConfigReader cfg(config, "LMSDiscreteScheduler");
-    train_ = read_train_schedule(cfg);
-    const std::string prediction = cfg.get_string("prediction_type", "epsilon");
-    cfg.require(prediction == "epsilon", "prediction_type", prediction);
+  explicit LmsDiscrete(const nlohmann::json& config)
+      : LmsDiscrete(ConfigReader(config, "LMSDiscreteScheduler")) {}
+  explicit LmsDiscrete(const ConfigReader& cfg) : DiscreteSigmaScheduler(cfg) {
     cfg.require(!cfg.get_bool("use_karras_sigmas", false), "use_karras_sigmas", "true");
-    spacing_ = cfg.get_string("timestep_spacing", "linspace");
-    cfg.require(spacing_ == "linspace" || spacing_ == "leading" || spacing_ == "trailing", "timestep_spacing",
-                spacing_);
-    steps_offset_ = cfg.get_int("steps_offset", 0);
   }
 
   std::string_view name() const override { return "lms"; }
 
   void set_timesteps(int n) override {
-    A2F_CHECK(n >= 1 && n <= train_.num_train_timesteps, "lms: number of steps must be in [1, ",
-              train_.num_train_timesteps, "], got ", n);
-    std::vector<double> sig;
-    discrete_sigma_schedule(train_, spacing_, steps_offset_, n, timesteps_, sig);
-    sigmas_.assign(sig.begin(), sig.end());
-    sigmas_.push_back(0.0f);
-    init_noise_sigma_ = sigma_init_noise(sigmas_, spacing_);
     derivatives_.clear();
-    begin_schedule();
-  }
-
-  Tensor scale_model_input(const Tensor& sample, int i) const override {
-    check_index(i);
-    return scale_by_sigma(sample, sigmas_[static_cast<size_t>(i)]);
+    set_sigma_schedule(n, 0.0f);
   }
 
   Tensor step(const Tensor& model_output_in, int i, const Tensor& sample_in, TorchGenerator*) override {
@@ -121,9 +103,6 @@ class LmsDiscrete final : public Scheduler {
     return kronrod21(basis, s(t), s(t + 1));
   }
 
-  TrainSchedule train_;
-  std::string spacing_;
-  int steps_offset_ = 0;
   std::vector<Tensor> derivatives_;
 };
 
