@@ -78,6 +78,10 @@ class Backend {
   // do not pass scratch/arena memory whose contents change between calls as `w`, and call this after changing
   // a weight's values in place (e.g. fusing a LoRA into it) or to free the cached copies (model unload).
   virtual void release_caches() {}
+  // Gives back memory kept for reuse by later ops of the same shapes (CPU: idle output blocks), keeping the
+  // cached weights. Pipelines call it between stages whose tensors differ (denoising -> VAE decode -> idle),
+  // so one stage's recycled blocks do not add to the next stage's peak.
+  virtual void trim_memory() {}
 
   // --- Dense ---
   // x [N, C, H, W], w [O, C/groups, kh, kw], bias [O] -> [N, O, Ho, Wo]

@@ -236,6 +236,7 @@ GenerationResult generate_images(const DiffusionModels& m, const GenerationParam
   }
 
   // 4. Decode: vae.decode(latents / scaling_factor), then (x / 2 + 0.5).clamp(0, 1), NHWC.
+  be.trim_memory();  // the UNet's recycled blocks would otherwise sit next to the decoder's (peak memory)
   stage("decode", 0, n);
   const Tensor sf = Tensor::full({1}, m.vae->scaling_factor());
   std::vector<Tensor> imgs;
@@ -244,6 +245,8 @@ GenerationResult generate_images(const DiffusionModels& m, const GenerationParam
     stage("decode", i + 1, n);
   }
   result.images = vae_postprocess(be.concat(imgs, 0));  // [N, H, W, 3]
+  imgs.clear();
+  be.trim_memory();  // nothing of this request's intermediates stays resident between requests
   dump("image", result.images);
   return result;
 }

@@ -309,6 +309,21 @@ TEST_F(CpuOps, LargeOutputBlocksAreRecycled) {
   EXPECT_EQ(a2f::cpu::idle_block_bytes(), 0u);
 }
 
+TEST_F(CpuOps, TrimMemoryFreesIdleBlocksButKeepsCachedWeights) {
+  a2f::cpu::release_idle_blocks();
+  const Tensor x = randn({1, 16, 64, 64}, 910), w = randn({16, 16, 3, 3}, 911);
+  const Tensor y0 = cpu->conv2d(x, w, Tensor(), a2f::Conv2dParams::same(1, 1));
+  { const Tensor y = cpu->scale(randn({1024, 1024}, 912), 2.0f); }  // 4 MiB block, now idle
+  EXPECT_GE(a2f::cpu::idle_block_bytes(), size_t(4) << 20);
+  cpu->trim_memory();
+  EXPECT_EQ(a2f::cpu::idle_block_bytes(), 0u);
+  // The reordered weight is still cached: a change of w in place is not seen until release_caches().
+  w.data<float>()[0] += 1.0f;
+  EXPECT_EQ(cpu->conv2d(x, w, Tensor(), a2f::Conv2dParams::same(1, 1)).to_vector(), y0.to_vector());
+  cpu->release_caches();
+  EXPECT_NE(cpu->conv2d(x, w, Tensor(), a2f::Conv2dParams::same(1, 1)).to_vector(), y0.to_vector());
+}
+
 TEST_F(CpuOps, InheritedOpsMatchRef) {
   // Ops the CPU backend takes from the reference backend (small in every model): same results.
   const Tensor x = randn({2, 7, 5, 7}, 800);

@@ -72,6 +72,8 @@ void CpuBackend::release_caches() {
   cpu::release_idle_blocks();
 }
 
+void CpuBackend::trim_memory() { cpu::release_idle_blocks(); }
+
 void CpuBackend::set_num_threads(int threads) {
   A2F_CHECK(threads >= 0, "CPU backend: threads must be >= 0 (0: all cores), got ", threads);
   threads_ = threads;
