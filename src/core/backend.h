@@ -73,6 +73,11 @@ class Backend {
   virtual void synchronize() {}
   // Prepares a weight for repeated use (dtype conversion, backend layout). Default: converted copy if needed.
   virtual Tensor prepare_weight(const Tensor& w, DType dtype);
+  // prepare_weight for a weight that is only ever the `w` of conv2d / linear (nn::Linear, nn::Conv2d). A
+  // backend whose conv2d / linear convert weights into their own layout anyway may return it in another dtype
+  // when the result is the same (CPU: a bf16 model's f32 weights mapped from their file are rounded to bf16
+  // once, by the reorder into oneDNN's layout, instead of into a second plain copy). Default: prepare_weight.
+  virtual Tensor prepare_dense_weight(const Tensor& w, DType dtype) { return prepare_weight(w, dtype); }
   // Backends may cache the `w` of conv2d / linear in their own layout, keyed by the weight's storage (CPU:
   // oneDNN-reordered weights, kept while that storage lives). Those weights are therefore treated as constant:
   // do not pass scratch/arena memory whose contents change between calls as `w`, and call this after changing

@@ -31,6 +31,8 @@ class Storage {
   // has copied into its own layout). Storages over a read-only file mapping give those pages back to the system;
   // they are read from the file again if ever touched, so the contents never change. Others ignore it.
   virtual void release_pages(size_t /*offset*/, size_t /*bytes*/) const {}
+  // True when release_pages really gives memory back (a read-only file mapping).
+  virtual bool pages_releasable() const { return false; }
 
  protected:
   void* data_ = nullptr;

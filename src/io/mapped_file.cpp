@@ -61,10 +61,12 @@ namespace {
 // A storage over the whole read-only mapping; release_pages drops whole pages from this process's memory.
 class MappedStorage final : public Storage {
  public:
-  MappedStorage(uint8_t* data, size_t bytes, std::shared_ptr<const MappedFile> file) : file_(std::move(file)) {
+  MappedStorage(uint8_t* data, size_t bytes, std::shared_ptr<const MappedFile> file)
+      : file_(std::move(file)) {
     data_ = data;
     bytes_ = bytes;
   }
+  bool pages_releasable() const override { return true; }
   void release_pages(size_t offset, size_t bytes) const override {
     if (offset >= bytes_ || bytes == 0) return;
     bytes = std::min(bytes, bytes_ - offset);

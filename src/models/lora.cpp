@@ -338,7 +338,7 @@ void check_shapes(const LoraModuleWeights& m, const Shape& ws, bool is_conv, con
 }  // namespace
 
 LoraAdapter::LoraAdapter(UNet2DConditionModel& unet, LoraWeights weights, float scale, LoraMode mode)
-    : be_(unet.backend()), weights_(std::move(weights)), scale_(scale), mode_(mode) {
+    : be_(unet.backend()), dtype_(unet.dtype()), weights_(std::move(weights)), scale_(scale), mode_(mode) {
   std::map<std::string, Target> layers;
   auto module_of = [](const Tensor& w) { return before(w.name(), ".weight"); };
   unet.for_each_layer([&](nn::Linear& l) { layers[module_of(l.weight)].linear = &l; },
@@ -387,7 +387,7 @@ void LoraAdapter::merge(Target& t) {
   Tensor delta = be_.matmul(up, down);                                                    // [out, in*k*k]
   delta = be_.scale(delta, static_cast<float>(t.w->scale() * scale_));                    // [out, in*k*k]
   Tensor merged = be_.add(be_.to_device(base.to(DType::F32).contiguous().reshape({out, cols})), delta);
-  merged = be_.prepare_weight(be_.to_host(merged).reshape(base.shape()), t.base.dtype());  // [layer shape]
+  merged = be_.prepare_dense_weight(be_.to_host(merged).reshape(base.shape()), dtype_);  // [layer shape]
   merged.set_name(t.base.name());
   t.merged = merged;
 }
@@ -405,7 +405,7 @@ void LoraAdapter::set_enabled(bool on) {
     for (auto& t : targets_) {
       if (on && !t.branch) {
         const LoraModuleWeights& m = *t.w;
-        const DType dt = t.base.dtype();
+        const DType dt = dtype_;
         const bool conv = t.conv != nullptr;
         auto b = std::make_shared<nn::LoraBranch>();
         Tensor down = m.down.to(DType::F32).contiguous();
@@ -414,8 +414,8 @@ void LoraAdapter::set_enabled(bool on) {
           down = down.reshape({m.rank, down.numel() / m.rank});  // [r, in]
           up = up.reshape({up.dim(0), m.rank});                  // [out, r]
         }
-        b->down = be_.prepare_weight(be_.to_device(down), dt);
-        b->up = be_.prepare_weight(be_.to_device(up), dt);
+        b->down = be_.prepare_dense_weight(be_.to_device(down), dt);
+        b->up = be_.prepare_dense_weight(be_.to_device(up), dt);
         b->scale = static_cast<float>(m.scale() * scale_);
         t.branch = b;
       }

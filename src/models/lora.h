@@ -98,6 +98,8 @@ class LoraAdapter {
   void merge(Target& t);
 
   Backend& be_;
+  DType dtype_;  // the UNet's compute dtype (its weights may be kept in the checkpoint's; see
+                 // prepare_dense_weight)
   LoraWeights weights_;
   float scale_;
   LoraMode mode_;

@@ -6,7 +6,7 @@ Linear Linear::load(WeightLoader& w, const std::string& prefix, int64_t in, int6
   Linear l;
   l.in = in;
   l.out = out;
-  l.weight = w.matrix(prefix + ".weight", {out, in});  // [out, in]
+  l.weight = w.dense(prefix + ".weight", {out, in});   // [out, in]
   if (bias) l.bias = w.vector(prefix + ".bias", out);  // [out]
   return l;
 }
@@ -15,8 +15,8 @@ Linear Linear::load_conv1x1(WeightLoader& w, const std::string& prefix, int64_t 
   Linear l;
   l.in = in;
   l.out = out;
-  l.weight = w.matrix(prefix + ".weight", {out, in, 1, 1}, {out, in});  // [out, in]
-  if (bias) l.bias = w.vector(prefix + ".bias", out);                   // [out]
+  l.weight = w.dense(prefix + ".weight", {out, in, 1, 1}, {out, in});  // [out, in]
+  if (bias) l.bias = w.vector(prefix + ".bias", out);                  // [out]
   return l;
 }
 
@@ -36,8 +36,8 @@ Conv2d Conv2d::load(WeightLoader& w, const std::string& prefix, int64_t in, int6
   l.out = out;
   l.kernel = kernel;
   l.params = p;
-  l.weight = w.matrix(prefix + ".weight", {out, in, kernel, kernel});  // [out, in, k, k]
-  if (bias) l.bias = w.vector(prefix + ".bias", out);                  // [out]
+  l.weight = w.dense(prefix + ".weight", {out, in, kernel, kernel});  // [out, in, k, k]
+  if (bias) l.bias = w.vector(prefix + ".bias", out);                 // [out]
   return l;
 }
 

@@ -35,6 +35,14 @@ Tensor WeightLoader::matrix(const std::string& name, const Shape& expected, cons
   return p;
 }
 
+Tensor WeightLoader::dense(const std::string& name, const Shape& expected, const Shape& view_as) {
+  Tensor t = raw(name, expected);
+  if (!view_as.empty()) t = t.contiguous().reshape(view_as);  // [view_as]
+  Tensor p = be_.prepare_dense_weight(t, dtype_);
+  p.set_name(name);
+  return p;
+}
+
 Tensor WeightLoader::vector(const std::string& name, int64_t n) {
   Tensor p = be_.prepare_weight(raw(name, {n}), DType::F32);  // [n]
   p.set_name(name);

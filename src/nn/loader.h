@@ -32,6 +32,9 @@ class WeightLoader {
   // raw(), viewed as `view_as` when given (same element count, e.g. a 1x1 conv kernel as a Linear matrix),
   // prepared in the compute dtype.
   Tensor matrix(const std::string& name, const Shape& expected, const Shape& view_as = {});
+  // matrix() for a Linear / Conv2d weight, which only ever goes to Backend::conv2d / linear: prepared with
+  // Backend::prepare_dense_weight (it may stay in the checkpoint's dtype; see there).
+  Tensor dense(const std::string& name, const Shape& expected, const Shape& view_as = {});
   // raw() of shape [n], prepared in f32.
   Tensor vector(const std::string& name, int64_t n);
 

@@ -1,5 +1,10 @@
 // src/nn: WeightLoader checks and preparation, layer wiring (weights used as torch.nn does: Linear W [out,
 // in], 1x1 conv kernels as Linear, legacy attention names), computed against hand-written scalar formulas.
+#include <cmath>
+#include <filesystem>
+
+#include "io/safetensors.h"
+#include "io/weights.h"
 #include "model_test_util.h"
 #include "nn/attention.h"
 
@@ -40,6 +45,41 @@ TEST(WeightLoader, PreparesMatricesInTheComputeDtype) {
   nn::WeightLoader w(sd, "w", ref_backend(), DType::BF16);
   EXPECT_EQ(w.matrix("lin.weight", {2, 3}).dtype(), DType::BF16);
   EXPECT_EQ(w.vector("lin.bias", 2).dtype(), DType::F32);
+}
+
+TEST(WeightLoader, Bf16DenseWeightsMappedFromTheirFileAreRoundedOnceByTheCpuBackend) {
+  // A bf16 model on the cpu backend keeps an f32 Linear / Conv2d weight in its file's mapping (the reorder into
+  // oneDNN's layout rounds it to bf16 and the mapped pages are released): results bit-identical to a weight
+  // rounded to bf16 up front (Tensor::to, round to nearest even), and no plain bf16 copy.
+  const auto path = std::filesystem::temp_directory_path() / "a2f_nn_dense_bf16.safetensors";
+  std::vector<float> wl(64 * 48), wc(32 * 16 * 3 * 3);
+  for (size_t i = 0; i < wl.size(); ++i) wl[i] = std::sin(0.37f * float(i)) * 0.3f + 1e-3f * float(i % 7);
+  for (size_t i = 0; i < wc.size(); ++i) wc[i] = std::cos(0.11f * float(i)) * 0.2f;
+  safetensors_write(path, {{"lin.weight", Tensor::from_data({64, 48}, wl)},
+                           {"conv.weight", Tensor::from_data({32, 16, 3, 3}, wc)}},
+                    {});
+  StateDict sd = load_state_dict(path);
+  std::filesystem::remove(path);
+  auto cpu = make_cpu_backend();
+  nn::WeightLoader w(sd, "w", *cpu, DType::BF16);
+  const nn::Linear lin = nn::Linear::load(w, "lin", 48, 64, false);
+  const nn::Conv2d conv = nn::Conv2d::load(w, "conv", 16, 32, 3, Conv2dParams::same(1, 1), false);
+  EXPECT_EQ(lin.weight.dtype(), DType::F32);  // kept as mapped
+  EXPECT_EQ(lin.weight.storage(), sd.at("lin.weight").storage());
+  EXPECT_EQ(w.matrix("lin.weight", {64, 48}).dtype(), DType::BF16);  // matrix() still converts
+  // The same values rounded up front, in heap memory (what the ref backend and other backends get).
+  const Tensor lin_bf16 = sd.at("lin.weight").to(DType::BF16), conv_bf16 = sd.at("conv.weight").to(DType::BF16);
+  EXPECT_EQ(cpu->prepare_dense_weight(Tensor::from_data({64, 48}, wl), DType::BF16).dtype(), DType::BF16);
+  nn::Ctx c{*cpu};
+  auto wave = [](const Shape& s, float f) {  // [s]
+    std::vector<float> v(static_cast<size_t>(shape_numel(s)));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = std::sin(f * float(i + 1));
+    return Tensor::from_data(s, v).to(DType::BF16);
+  };
+  const Tensor x = wave({2, 5, 48}, 0.71f), xi = wave({2, 16, 9, 7}, 0.53f);
+  EXPECT_EQ(lin(c, x).to(DType::F32).to_vector(), cpu->linear(x, lin_bf16, Tensor()).to(DType::F32).to_vector());
+  EXPECT_EQ(conv(c, xi).to(DType::F32).to_vector(),
+            cpu->conv2d(xi, conv_bf16, Tensor(), Conv2dParams::same(1, 1)).to(DType::F32).to_vector());
 }
 
 TEST(Layers, LinearAndConv1x1AsLinearComputeXWtPlusB) {

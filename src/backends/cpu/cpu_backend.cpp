@@ -72,7 +72,19 @@ void CpuBackend::release_caches() {
   cpu::release_idle_blocks();
 }
 
-void CpuBackend::trim_memory() { cpu::release_idle_blocks(); }
+void CpuBackend::trim_memory() {
+  cpu::release_idle_blocks();
+}
+
+Tensor CpuBackend::prepare_dense_weight(const Tensor& w, DType dtype) {
+  // conv2d / linear compute in bf16 whenever the activation is bf16 (the models cast theirs to the compute
+  // dtype), and the weight reorder rounds f32 to bf16 exactly as Tensor::to does (round to nearest even): an
+  // f32 weight still in its file's mapping is kept as it is, so a bf16 model holds one (reordered) bf16 copy
+  // instead of a plain bf16 copy next to it.
+  if (dtype == DType::BF16 && w.dtype() == DType::F32 && w.is_contiguous() && w.storage()->pages_releasable())
+    return w;
+  return Backend::prepare_weight(w, dtype);
+}
 
 void CpuBackend::set_num_threads(int threads) {
   A2F_CHECK(threads >= 0, "CPU backend: threads must be >= 0 (0: all cores), got ", threads);

@@ -24,6 +24,7 @@ class CpuBackend : public RefBackend {
   Tensor empty(const Shape& shape, DType dtype) override;  // large blocks recycled (cpu_alloc.h)
   void release_caches() override;
   void trim_memory() override;
+  Tensor prepare_dense_weight(const Tensor& w, DType dtype) override;
 
   Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) override;
   Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, Act act = Act::None) override;
