@@ -178,10 +178,13 @@ struct DnnlContext::Impl {
     }
     for (auto& [md, mem] : it->second.forms)
       if (md == target) return mem;
-    // f16 (no oneDNN compute) and bf16 for an f32 primitive (Winograd) are widened to f32 first.
+    // f16 (no oneDNN compute) and bf16 for an f32 primitive (Winograd) are widened to f32 first; f32 for a
+    // bf16 primitive (Backend::prepare_dense_weight) is rounded by our conversion first (the same rounding as
+    // Tensor::to, and much faster than oneDNN's converting reorder into a blocked layout).
     const bool widen =
         w.dtype() == DType::F16 || (w.dtype() == DType::BF16 && target.data_type() == ddt::f32);
-    const Tensor src = widen ? to_contiguous(w, DType::F32) : w;
+    const bool narrow = w.dtype() == DType::F32 && target.data_type() == ddt::bf16;
+    const Tensor src = widen ? to_contiguous(w, DType::F32) : narrow ? to_contiguous(w, DType::BF16) : w;
     dnnl::memory user = wrap(user_md(src), eng, src);
     dnnl::memory out(target, eng);
     dnnl::reorder(user, out).execute(strm, user, out);
