@@ -3,6 +3,7 @@
 #pragma once
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <png.h>
 
 #include <atomic>
 #include <chrono>
@@ -10,13 +11,57 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "server/codecs.h"
 #include "server/server.h"
 
 namespace a2f_server::test {
+
+// A client of the in-process test server on 127.0.0.1:port.
+inline std::unique_ptr<httplib::Client> test_client(int port, int read_timeout_s) {
+  auto c = std::make_unique<httplib::Client>("127.0.0.1", port);
+  c->set_read_timeout(read_timeout_s, 0);
+  return c;
+}
+
+// Polls GET /v1/jobs/<id> every `poll` until the job is neither queued nor running, and returns its JSON; a
+// test failure (and the last answer) when `limit` passes first.
+inline nlohmann::json wait_job(httplib::Client& c, const std::string& id, std::chrono::milliseconds limit,
+                               std::chrono::milliseconds poll) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  nlohmann::json j;
+  while (std::chrono::steady_clock::now() < end) {
+    auto r = c.Get(("/v1/jobs/" + id).c_str());
+    if (!r) {
+      ADD_FAILURE() << "no response to GET /v1/jobs/" << id;
+      return j;
+    }
+    EXPECT_EQ(r->get_header_value("Content-Type"), "application/json");
+    j = nlohmann::json::parse(r->body);
+    const std::string s = j.value("state", "");
+    if (s != "queued" && s != "running") return j;
+    std::this_thread::sleep_for(poll);
+  }
+  ADD_FAILURE() << "job " << id << " did not finish: " << j.dump();
+  return j;
+}
+
+// The RGB pixels of a PNG (empty when it does not decode); *w / *h receive its size.
+inline std::vector<uint8_t> decode_png_rgb(const std::string& png, int* w, int* h) {
+  png_image img{};
+  img.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_memory(&img, png.data(), png.size())) return {};
+  img.format = PNG_FORMAT_RGB;
+  std::vector<uint8_t> px(PNG_IMAGE_SIZE(img));
+  if (!png_image_finish_read(&img, nullptr, px.data(), 0, nullptr)) return {};
+  *w = int(img.width);
+  *h = int(img.height);
+  return px;
+}
 
 inline std::filesystem::path fixture(const std::string& rel) {
   return std::filesystem::path(A2F_FIXTURES_DIR) / rel;

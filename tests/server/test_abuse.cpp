@@ -102,8 +102,7 @@ class Abuse : public ::testing::Test {
     state = std::make_shared<FakeEngineState>();
     server = std::make_unique<Server>(o, fake_engine(state));
     port = server->start();
-    client = std::make_unique<httplib::Client>("127.0.0.1", port);
-    client->set_read_timeout(10, 0);
+    client = test_client(port, 10);
   }
   void TearDown() override { server->stop(0ms); }
 

@@ -1,7 +1,5 @@
 // The JSON API and the page routes against a real server on loopback (in-process, ephemeral port), with the
 // fake engine of server_test_util.h standing in for the models.
-#include <png.h>
-
 #include "server/web_assets.h"
 #include "server_test_util.h"
 
@@ -18,8 +16,7 @@ class Api : public ::testing::Test {
     server = std::make_unique<Server>(o, fake_engine(state, with_faces));
     port = server->start();
     ASSERT_GT(port, 0);
-    client = std::make_unique<httplib::Client>("127.0.0.1", port);
-    client->set_read_timeout(10, 0);
+    client = test_client(port, 10);
   }
   void TearDown() override {
     if (server) server->stop(0ms);
@@ -41,16 +38,7 @@ class Api : public ::testing::Test {
     return json::parse(r->body);
   }
   json wait_done(const std::string& id, std::chrono::milliseconds limit = 10000ms) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    json j;
-    while (std::chrono::steady_clock::now() < end) {
-      j = get_json("/v1/jobs/" + id);
-      std::string s = j.value("state", "");
-      if (s == "succeeded" || s == "failed" || s == "cancelled") return j;
-      std::this_thread::sleep_for(5ms);
-    }
-    ADD_FAILURE() << "job " << id << " did not finish: " << j.dump();
-    return j;
+    return wait_job(*client, id, limit, 5ms);
   }
   static json embedding_json(size_t hot) { return json(unit_embedding(hot)); }
 
@@ -59,18 +47,6 @@ class Api : public ::testing::Test {
   std::unique_ptr<httplib::Client> client;
   int port = 0;
 };
-
-std::vector<uint8_t> decode_png_rgb(const std::string& png, int* w, int* h) {
-  png_image img{};
-  img.version = PNG_IMAGE_VERSION;
-  if (!png_image_begin_read_from_memory(&img, png.data(), png.size())) return {};
-  img.format = PNG_FORMAT_RGB;
-  std::vector<uint8_t> px(PNG_IMAGE_SIZE(img));
-  if (!png_image_finish_read(&img, nullptr, px.data(), 0, nullptr)) return {};
-  *w = int(img.width);
-  *h = int(img.height);
-  return px;
-}
 
 TEST_F(Api, HealthAndConfig) {
   start();

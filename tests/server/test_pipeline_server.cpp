@@ -2,7 +2,6 @@
 // fixture models and the mini antelopev2 fixtures. The numbers compared are the reference stack's: diffusers'
 // pipe_dpm_gen42 images (tests/fixtures/ref) and insightface's faces and embeddings (tests/fixtures/face).
 // Also `arc2face serve` as a process: start, serve, SIGTERM → clean exit.
-#include <png.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,23 +44,11 @@ class PipelineServer : public ::testing::Test {
     if (server_) server_->stop(0ms);
     server_ = std::make_unique<Server>(test_options(), engine);
     port_ = server_->start();
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
-    client_->set_read_timeout(60, 0);
+    client_ = test_client(port_, 60);
   }
   void TearDown() override { server_->stop(0ms); }
 
-  json wait_done(const std::string& id) {
-    for (int i = 0; i < 6000; ++i) {
-      auto r = client_->Get(("/v1/jobs/" + id).c_str());
-      if (!r) break;
-      json j = json::parse(r->body);
-      std::string s = j["state"];
-      if (s != "queued" && s != "running") return j;
-      std::this_thread::sleep_for(10ms);
-    }
-    ADD_FAILURE() << "job " << id << " did not finish";
-    return json();
-  }
+  json wait_done(const std::string& id) { return wait_job(*client_, id, 60000ms, 10ms); }
 
   static Engine* engine_;
   std::unique_ptr<Server> server_;
@@ -69,18 +56,6 @@ class PipelineServer : public ::testing::Test {
   int port_ = 0;
 };
 Engine* PipelineServer::engine_ = nullptr;
-
-std::vector<uint8_t> decode_png(const std::string& png, int* w, int* h) {
-  png_image img{};
-  img.version = PNG_IMAGE_VERSION;
-  if (!png_image_begin_read_from_memory(&img, png.data(), png.size())) return {};
-  img.format = PNG_FORMAT_RGB;
-  std::vector<uint8_t> px(PNG_IMAGE_SIZE(img));
-  if (!png_image_finish_read(&img, nullptr, px.data(), 0, nullptr)) return {};
-  *w = int(img.width);
-  *h = int(img.height);
-  return px;
-}
 
 // diffusers' StableDiffusionPipeline with the tiny models, id_embs[0], 25 DPM-Solver++ steps, guidance 3.0,
 // torch.Generator('cpu').manual_seed(42) for both images: the server's PNGs are round(255 * image) of it.
@@ -106,7 +81,7 @@ TEST_F(PipelineServer, ImagesMatchTheReferencePipeline) {
     auto png = client_->Get(done["images"][size_t(i)]["url"].get<std::string>().c_str());
     ASSERT_TRUE(png);
     int w = 0, h = 0;
-    auto px = decode_png(png->body, &w, &h);
+    auto px = decode_png_rgb(png->body, &w, &h);
     ASSERT_EQ(w, 64);
     ASSERT_EQ(h, 64);
     int worst = 0;
