@@ -206,7 +206,7 @@ TEST_F(PipelineServer, PoseImageEqualsTheLibrary) {
     std::vector<std::vector<uint8_t>> images;
     for (const auto& im : done["images"]) {
       int w = 0, h = 0;
-      images.push_back(decode_png(client_->Get(im["url"].get<std::string>().c_str())->body, &w, &h));
+      images.push_back(decode_png_rgb(client_->Get(im["url"].get<std::string>().c_str())->body, &w, &h));
       EXPECT_EQ(w, 64);
       EXPECT_EQ(h, 64);
     }
@@ -251,7 +251,7 @@ TEST_F(PipelineServer, PoseImageEqualsTheLibrary) {
   json done = wait_done(json::parse(mr->body)["id"]);
   ASSERT_EQ(done["state"], "succeeded") << done.dump();
   int w = 0, h = 0;
-  EXPECT_EQ(decode_png(client_->Get(done["images"][1]["url"].get<std::string>().c_str())->body, &w, &h),
+  EXPECT_EQ(decode_png_rgb(client_->Get(done["images"][1]["url"].get<std::string>().c_str())->body, &w, &h),
             lib[1].rgb);
 }
 
