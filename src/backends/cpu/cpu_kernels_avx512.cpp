@@ -274,11 +274,24 @@ void pv_tile_bf16_512(const uint32_t* p2, int64_t ldp, const uint16_t* v2, int64
   }
 }
 
+// vcvtneps2bf16 rounds to nearest even and quiets NaNs exactly as to_bf16_ does, but flushes f32 subnormals
+// to (signed) zero; lanes with a zero exponent take to_bf16_'s integer rounding instead (exact for them).
 void to_bf16_512(const float* x, uint16_t* y, int64_t n) {
+  const __m512i exp_bits = _mm512_set1_epi32(0x7f800000), bias = _mm512_set1_epi32(0x7fff),
+                one = _mm512_set1_epi32(1);
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i),
-                        (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + i)));
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
+    const __m512i u = _mm512_castps_si512(v);
+    const __mmask16 tiny = _mm512_testn_epi32_mask(u, exp_bits);  // zeros and subnormals
+    if (tiny) {
+      const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+      const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), 16);
+      h = _mm256_mask_mov_epi16(h, tiny, _mm512_cvtepi32_epi16(r));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), h);
+  }
   for (; i < n; ++i) y[i] = to_bf16_(x[i]);
 }
 
