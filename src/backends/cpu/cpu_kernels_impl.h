@@ -34,11 +34,35 @@ inline float ld_(const float* p, int64_t i) {
 inline float ld_(const uint16_t* p, int64_t i) {
   return bf16_(p[i]);
 }
-inline void st_(float* p, int64_t i, float v) {
-  p[i] = v;
+
+// y[0, n) = bf16(x[0, n)). An ISA may supply a faster exact version (A2F_CPU_STORE_BF16, declared by the
+// including translation unit).
+inline void store_bf16_(const float* x, uint16_t* y, int64_t n) {
+#ifdef A2F_CPU_STORE_BF16
+  A2F_CPU_STORE_BF16(x, y, n);
+#else
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = to_bf16_(x[i]);
+#endif
 }
-inline void st_(uint16_t* p, int64_t i, float v) {
-  p[i] = to_bf16_(v);
+
+// y[i] = f(i) for i < n: the f32 values straight into an f32 array; for bf16, blocks of f32 values in a
+// small buffer rounded by store_bf16_ (cheaper than vectorised rounding inside every kernel loop).
+constexpr int64_t kEmitBlock = 256;
+template <class F>
+inline void emit_(float* y, int64_t n, const F& f) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = f(i);
+}
+template <class F>
+inline void emit_(uint16_t* y, int64_t n, const F& f) {
+  float buf[kEmitBlock];
+  for (int64_t i0 = 0; i0 < n; i0 += kEmitBlock) {
+    const int64_t len = n - i0 < kEmitBlock ? n - i0 : kEmitBlock;
+#pragma omp simd
+    for (int64_t j = 0; j < len; ++j) buf[j] = f(i0 + j);
+    store_bf16_(buf, y + i0, len);
+  }
 }
 
 inline float fmax_(float a, float b) {
@@ -114,8 +138,7 @@ inline float act_(float x) {
 
 template <Act A, class T>
 void act_loop(const T* x, T* y, int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) st_(y, i, act_<A>(ld_(x, i)));
+  emit_(y, n, [x](int64_t i) { return act_<A>(ld_(x, i)); });
 }
 
 template <class T>
@@ -153,8 +176,7 @@ void act_bf16(Act a, const uint16_t* x, uint16_t* y, int64_t n) {
 
 template <Act A, class T>
 void affine_loop(const T* x, T* y, int64_t n, float shift, float mul, float add) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) st_(y, i, act_<A>((ld_(x, i) - shift) * mul + add));
+  emit_(y, n, [=](int64_t i) { return act_<A>((ld_(x, i) - shift) * mul + add); });
 }
 
 template <class T>
@@ -190,20 +212,20 @@ void affine_act_bf16(const uint16_t* x, uint16_t* y, int64_t n, float shift, flo
   affine_act_t(x, y, n, shift, mul, add, a);
 }
 
-#define A2F_BINARY_LOOPS(EXPR)                                                \
-  switch (op) {                                                               \
-    case BinaryOp::Add: {                                                     \
-      _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) st_(y, i, EXPR(+)); \
-    } break;                                                                  \
-    case BinaryOp::Sub: {                                                     \
-      _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) st_(y, i, EXPR(-)); \
-    } break;                                                                  \
-    case BinaryOp::Mul: {                                                     \
-      _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) st_(y, i, EXPR(*)); \
-    } break;                                                                  \
-    case BinaryOp::Div: {                                                     \
-      _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) st_(y, i, EXPR(/)); \
-    } break;                                                                  \
+#define A2F_BINARY_LOOPS(EXPR)                         \
+  switch (op) {                                        \
+    case BinaryOp::Add: {                              \
+      emit_(y, n, [&](int64_t i) { return EXPR(+); }); \
+    } break;                                           \
+    case BinaryOp::Sub: {                              \
+      emit_(y, n, [&](int64_t i) { return EXPR(-); }); \
+    } break;                                           \
+    case BinaryOp::Mul: {                              \
+      emit_(y, n, [&](int64_t i) { return EXPR(*); }); \
+    } break;                                           \
+    case BinaryOp::Div: {                              \
+      emit_(y, n, [&](int64_t i) { return EXPR(/); }); \
+    } break;                                           \
   }
 
 template <class TA, class TB, class TY>
@@ -331,12 +353,11 @@ void layer_norm_row_t(const T* x, T* y, int64_t n, const float* gamma, const flo
   mean_var_t(x, n, &m, &v);
   const float rstd = 1.0f / std::sqrt(v + eps);
   if (gamma && beta) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) st_(y, i, (ld_(x, i) - m) * rstd * gamma[i] + beta[i]);
+    emit_(y, n, [&](int64_t i) { return (ld_(x, i) - m) * rstd * gamma[i] + beta[i]; });
   } else {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i)
-      st_(y, i, (ld_(x, i) - m) * rstd * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f));
+    emit_(y, n, [&](int64_t i) {
+      return (ld_(x, i) - m) * rstd * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+    });
   }
 }
 void layer_norm_row(const float* x, float* y, int64_t n, const float* gamma, const float* beta, float eps) {
@@ -364,8 +385,7 @@ void softmax_row(const float* x, float* y, int64_t n) {
 
 template <class T>
 void geglu_row_t(const T* x, T* y, int64_t h) {
-#pragma omp simd
-  for (int64_t j = 0; j < h; ++j) st_(y, j, ld_(x, j) * act_<Act::GeluErf>(ld_(x, h + j)));
+  emit_(y, h, [&](int64_t j) { return ld_(x, j) * act_<Act::GeluErf>(ld_(x, h + j)); });
 }
 void geglu_row(const float* x, float* y, int64_t h) {
   geglu_row_t(x, y, h);
