@@ -184,7 +184,9 @@ TEST_P(CpuBf16, NormsAreTheF32OpsRounded) {
         << "case " << i;
     ++i;
   }
-  for (const Shape& s : {Shape{2, 77, 320}, Shape{3, 7}, Shape{1, 768}, Shape{5, 1}, Shape{2, 33, 1000}}) {
+  for (const Shape& s :
+       {Shape{2, 77, 320}, Shape{3, 7}, Shape{1, 768}, Shape{5, 1}, Shape{2, 33, 1000},
+        Shape{3, 2100}}) {  // rows widened into a buffer up to 2048 values, read directly above
     const Tensor x = randn(s, 400, 3.0f, -2.0f, DType::BF16), xf = widen(x);
     const Tensor g = randn({s.back()}, 401, 1.0f, 0.0f, DType::BF16), b = randn({s.back()}, 402);
     EXPECT_EQ(bits(cpu->layer_norm(x, g, b, 1e-5f)), rounded(cpu->layer_norm(xf, g, b, 1e-5f)));

@@ -363,9 +363,26 @@ void layer_norm_row_t(const T* x, T* y, int64_t n, const float* gamma, const flo
 void layer_norm_row(const float* x, float* y, int64_t n, const float* gamma, const float* beta, float eps) {
   layer_norm_row_t(x, y, n, gamma, beta, eps);
 }
+// Rows up to kWidenRow values are widened once into a stack buffer and read three times from there (the
+// same values, so the same result as reading the bf16 row each time).
+constexpr int64_t kWidenRow = 2048;
 void layer_norm_row_bf16(const uint16_t* x, uint16_t* y, int64_t n, const float* gamma, const float* beta,
                          float eps) {
-  layer_norm_row_t(x, y, n, gamma, beta, eps);
+  if (n > kWidenRow) return layer_norm_row_t(x, y, n, gamma, beta, eps);
+  float w[kWidenRow];
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) w[i] = bf16_(x[i]);
+  const float* wp = w;
+  float m, v;
+  mean_var_t(wp, n, &m, &v);
+  const float rstd = 1.0f / std::sqrt(v + eps);
+  if (gamma && beta) {
+    emit_(y, n, [&](int64_t i) { return (wp[i] - m) * rstd * gamma[i] + beta[i]; });
+  } else {
+    emit_(y, n, [&](int64_t i) {
+      return (wp[i] - m) * rstd * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+    });
+  }
 }
 
 void softmax_row(const float* x, float* y, int64_t n) {
