@@ -95,6 +95,38 @@ void group_norm_silu(benchmark::State& st, int64_t c, int64_t hw, DType dt) {
   st.SetBytesProcessed(st.iterations() * x.nbytes() * 2);
 }
 
+void group_norm(benchmark::State& st, int64_t c, int64_t hw, DType dt) {
+  const Tensor x = rnd({2, c, hw, hw}, 1, 1.0f, dt), g = rnd({c}, 2, 1.0f, dt), b = rnd({c}, 3, 1.0f, dt);
+  for (auto _ : st) benchmark::DoNotOptimize(backend().group_norm(x, 32, g, b, 1e-5f));
+  st.SetBytesProcessed(st.iterations() * x.nbytes() * 2);
+}
+
+void layer_norm(benchmark::State& st, int64_t rows, int64_t d, DType dt) {
+  const Tensor x = rnd({2, rows, d}, 1, 1.0f, dt), g = rnd({d}, 2, 1.0f, dt), b = rnd({d}, 3, 1.0f, dt);
+  for (auto _ : st) benchmark::DoNotOptimize(backend().layer_norm(x, g, b, 1e-5f));
+  st.SetBytesProcessed(st.iterations() * x.nbytes() * 2);
+}
+
+// x [2, rows, 2h] -> [2, rows, h]
+void geglu(benchmark::State& st, int64_t rows, int64_t h2, DType dt) {
+  const Tensor x = rnd({2, rows, h2}, 1, 1.0f, dt);
+  for (auto _ : st) benchmark::DoNotOptimize(backend().geglu(x));
+  st.SetBytesProcessed(st.iterations() * x.nbytes() * 3 / 2);
+}
+
+void silu(benchmark::State& st, const Shape& s, DType dt) {
+  const Tensor x = rnd(s, 1, 1.0f, dt);
+  for (auto _ : st) benchmark::DoNotOptimize(backend().unary(a2f::Act::Silu, x));
+  st.SetBytesProcessed(st.iterations() * x.nbytes() * 2);
+}
+
+// a + b, b the same shape (residual) or broadcast (time embedding [B, C, 1, 1]).
+void add(benchmark::State& st, const Shape& sa, const Shape& sb, DType dt) {
+  const Tensor a = rnd(sa, 1, 1.0f, dt), b = rnd(sb, 2, 1.0f, dt);
+  for (auto _ : st) benchmark::DoNotOptimize(backend().add(a, b));
+  st.SetBytesProcessed(st.iterations() * (a.nbytes() * 2 + b.nbytes()));
+}
+
 void reg(const std::string& name, std::function<void(benchmark::State&)> fn) {
   benchmark::RegisterBenchmark(name.c_str(), [fn](benchmark::State& st) { fn(st); })
       ->Unit(benchmark::kMillisecond)
@@ -131,6 +163,16 @@ int main(int argc, char** argv) {
     reg(a2f::cat("attention/clip_2x77x12x64_causal/", ds),
         [=](auto& st) { attention(st, 2, 77, 77, 12, 64, true, dt); });
     reg(a2f::cat("group_norm_silu/2x320x64x64/", ds), [=](auto& st) { group_norm_silu(st, 320, 64, dt); });
+    reg(a2f::cat("group_norm/2x320x64x64/", ds), [=](auto& st) { group_norm(st, 320, 64, dt); });
+    reg(a2f::cat("layer_norm/2x4096x320/", ds), [=](auto& st) { layer_norm(st, 4096, 320, dt); });
+    reg(a2f::cat("geglu/2x4096x2560/", ds), [=](auto& st) { geglu(st, 4096, 2560, dt); });
+    reg(a2f::cat("silu/2x320x64x64/", ds), [=](auto& st) { silu(st, {2, 320, 64, 64}, dt); });
+    reg(a2f::cat("add/2x320x64x64+2x320x64x64/", ds), [=](auto& st) {
+      add(st, {2, 320, 64, 64}, {2, 320, 64, 64}, dt);
+    });
+    reg(a2f::cat("add/2x320x64x64+2x320x1x1/", ds), [=](auto& st) {
+      add(st, {2, 320, 64, 64}, {2, 320, 1, 1}, dt);
+    });
   }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -122,6 +122,30 @@ def torch_op(name):
         b, c, h, w = nums
         x, gm, bt = rnd(b, c, h, w), rnd(c), rnd(c)
         return lambda: F.silu(F.group_norm(x, 32, gm, bt, 1e-5))
+    if op == "group_norm":
+        b, c, h, w = nums
+        x, gm, bt = rnd(b, c, h, w), rnd(c), rnd(c)
+        return lambda: F.group_norm(x, 32, gm, bt, 1e-5)
+    if op == "layer_norm":
+        b, l, d = nums
+        x, gm, bt = rnd(b, l, d), rnd(d), rnd(d)
+        return lambda: F.layer_norm(x, (d,), gm, bt, 1e-5)
+    if op == "geglu":  # diffusers GEGLU after its projection: chunk, gate with exact GELU
+        b, l, h2 = nums
+        x = rnd(b, l, h2)
+
+        def geglu():
+            hs, gate = x.chunk(2, dim=-1)
+            return hs * F.gelu(gate)
+
+        return geglu
+    if op == "silu":
+        x = rnd(*nums)
+        return lambda: F.silu(x)
+    if op == "add":  # <a shape>+<b shape>
+        sa, sb = ([int(v) for v in re.findall(r"\d+", part)] for part in shape.split("+"))
+        a, bb = rnd(*sa), rnd(*sb)
+        return lambda: a + bb
     raise ValueError(f"no torch version of {name}")
 
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "backends/cpu/cpu_alloc.h"
@@ -14,9 +15,24 @@
 namespace a2f {
 
 using cpu::from_f32_result;
+using cpu::to_contiguous;
 using cpu::to_f32_contiguous;
 
 namespace {
+// The dtypes our kernels read and write directly (others go through f32 copies).
+bool native(DType t) {
+  return t == DType::F32 || t == DType::BF16;
+}
+
+// Runs fn(x, y, b, e) in parallel over blocks [b, e) of n items (elements or rows), x and y the data of two
+// contiguous bf16 tensors: the bf16 kernels read and write them directly.
+template <class F>
+void bf16_blocks(const Tensor& x, Tensor& y, int64_t n, int64_t grain, const F& fn) {
+  const uint16_t* px = static_cast<const uint16_t*>(x.raw_data());
+  uint16_t* py = static_cast<uint16_t*>(y.raw_data());
+  parallel_for(n, grain, [&](int64_t b, int64_t e) { fn(px, py, b, e); });
+}
+
 // Runs fn(x_rows, y_rows, r0, r1) in parallel over blocks of rows of x [rows][in_len] and y [rows][out_len]
 // (contiguous, any float dtype; fn sees f32). Rows of 16-bit tensors are widened into / narrowed from small
 // per-thread f32 buffers, so an op is one parallel pass over memory whatever the dtype.
@@ -137,8 +153,11 @@ Tensor CpuBackend::binary(BinaryOp op, const Tensor& a0, const Tensor& b0) {
   ref::check_float(a0, "binary", "a");
   ref::check_float(b0, "binary", "b");
   const Shape os = broadcast_shapes(a0.shape(), b0.shape());
-  const Tensor a = to_f32_contiguous(a0), b = to_f32_contiguous(b0);
-  Tensor out = cpu::new_tensor(os, DType::F32);
+  // f32 and bf16 operands are read as they are (strided views copied contiguous first), f16 / f64 through f32
+  // copies; the result takes a's dtype (computed as f32 and converted when that is not f32 or bf16).
+  const Tensor a = to_contiguous(a0, native(a0.dtype()) ? a0.dtype() : DType::F32),
+               b = to_contiguous(b0, native(b0.dtype()) ? b0.dtype() : DType::F32);
+  Tensor out = cpu::new_tensor(os, native(a0.dtype()) ? a0.dtype() : DType::F32);
   const int64_t total = out.numel();
   if (total == 0) return from_f32_result(out, a0.dtype());
   // Broadcast strides over the output's dimensions (0 where broadcast), then coalesce dimensions.
@@ -174,9 +193,16 @@ Tensor CpuBackend::binary(BinaryOp op, const Tensor& a0, const Tensor& b0) {
   }
   const int nd = static_cast<int>(shape.size());
   const int64_t inner = shape[nd - 1], rows = total / inner;
-  const float* pa = a.data<float>();
-  const float* pb = b.data<float>();
-  float* py = out.data<float>();
+  const bool abf = a.dtype() == DType::BF16, bbf = b.dtype() == DType::BF16, ybf = out.dtype() == DType::BF16;
+  const char* pa = static_cast<const char*>(a.raw_data());
+  const char* pb = static_cast<const char*>(b.raw_data());
+  char* py = static_cast<char*>(out.raw_data());
+  const int64_t ea = abf ? 2 : 4, eb = bbf ? 2 : 4, ey = ybf ? 2 : 4;
+  auto scalar = [](const char* p, bool bf) {
+    return bf ? bf16_to_f32(*reinterpret_cast<const uint16_t*>(p)) : *reinterpret_cast<const float*>(p);
+  };
+  const unsigned types =
+      (abf ? cpu::kBinaryABf16 : 0u) | (bbf ? cpu::kBinaryBBf16 : 0u) | (ybf ? cpu::kBinaryYBf16 : 0u);
   const cpu::Kernels& k = *k_;
   parallel_for(rows, (1 << 14) / inner + 1, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
@@ -187,17 +213,22 @@ Tensor CpuBackend::binary(BinaryOp op, const Tensor& a0, const Tensor& b0) {
         oa += i * sa[d];
         ob += i * sb[d];
       }
-      float* y = py + r * inner;
+      const char* xa = pa + oa * ea;
+      const char* xb = pb + ob * eb;
+      char* y = py + r * inner * ey;
       const bool va = sa[nd - 1] != 0, vb = sb[nd - 1] != 0;
       if (va && vb) {
-        k.binary_vv(op, pa + oa, pb + ob, y, inner);
+        k.binary(op, xa, xb, y, inner, types);
       } else if (va) {
-        k.binary_vs(op, pa + oa, pb[ob], y, inner);
+        const float bs = scalar(xb, bbf);
+        k.binary(op, xa, &bs, y, inner, (types & ~cpu::kBinaryBBf16) | cpu::kBinaryBScalar);
       } else if (vb) {
-        k.binary_sv(op, pa[oa], pb + ob, y, inner);
-      } else {
-        k.binary_vs(op, pa + oa, pb[ob], y, 1);
-        std::fill(y + 1, y + inner, y[0]);
+        const float as = scalar(xa, abf);
+        k.binary(op, &as, xb, y, inner, (types & ~cpu::kBinaryABf16) | cpu::kBinaryAScalar);
+      } else {  // one value for the whole row
+        const float as = scalar(xa, abf);
+        k.binary(op, &as, xb, y, 1, (types & ~cpu::kBinaryABf16) | cpu::kBinaryAScalar);
+        for (int64_t i = 1; i < inner; ++i) std::memcpy(y + i * ey, y, static_cast<size_t>(ey));
       }
     }
   });
@@ -209,6 +240,12 @@ Tensor CpuBackend::scale(const Tensor& x0, float alpha, float beta) {
   ref::check_float(x0, "scale", "x");
   const Tensor x = x0.contiguous();
   Tensor out = cpu::new_tensor(x.shape(), x.dtype());
+  if (x.dtype() == DType::BF16) {
+    bf16_blocks(x, out, x.numel(), 1 << 15, [&](const uint16_t* px, uint16_t* py, int64_t b, int64_t e) {
+      k_->affine_act_bf16(px + b, py + b, e - b, 0.0f, alpha, beta, Act::None);
+    });
+    return out;
+  }
   rows_f32(*k_, x, out, x.numel(), 1, 1, 1 << 15, [&](const float* px, float* py, int64_t b, int64_t e) {
     k_->affine_act(px, py, e - b, 0.0f, alpha, beta, Act::None);
   });
@@ -220,6 +257,12 @@ Tensor CpuBackend::unary(Act act, const Tensor& x0) {
   ref::check_float(x0, "unary", "x");
   const Tensor x = x0.contiguous();
   Tensor out = cpu::new_tensor(x.shape(), x.dtype());
+  if (x.dtype() == DType::BF16) {
+    bf16_blocks(x, out, x.numel(), 1 << 14, [&](const uint16_t* px, uint16_t* py, int64_t b, int64_t e) {
+      k_->act_bf16(act, px + b, py + b, e - b);
+    });
+    return out;
+  }
   rows_f32(*k_, x, out, x.numel(), 1, 1, 1 << 14,
            [&](const float* px, float* py, int64_t b, int64_t e) { k_->act(act, px, py, e - b); });
   return out;
@@ -234,10 +277,16 @@ Tensor CpuBackend::geglu(const Tensor& x0) {
   Shape os = x.shape();
   os.back() = h;
   Tensor out = cpu::new_tensor(os, x.dtype());
-  rows_f32(*k_, x, out, rows, h2, h, (1 << 13) / (h + 1) + 1,
-           [&](const float* px, float* py, int64_t b, int64_t e) {
-             for (int64_t r = 0; r < e - b; ++r) k_->geglu_row(px + r * h2, py + r * h, h);
-           });
+  const int64_t grain = (1 << 13) / (h + 1) + 1;
+  if (x.dtype() == DType::BF16) {
+    bf16_blocks(x, out, rows, grain, [&](const uint16_t* px, uint16_t* py, int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) k_->geglu_row_bf16(px + r * h2, py + r * h, h);
+    });
+    return out;
+  }
+  rows_f32(*k_, x, out, rows, h2, h, grain, [&](const float* px, float* py, int64_t b, int64_t e) {
+    for (int64_t r = 0; r < e - b; ++r) k_->geglu_row(px + r * h2, py + r * h, h);
+  });
   return out;
 }
 
@@ -254,21 +303,36 @@ Tensor CpuBackend::group_norm(const Tensor& x0, int groups, const Tensor& gamma0
   Tensor out = cpu::new_tensor(x.shape(), x.dtype());
   const float* pg = gamma.data<float>();
   const float* pb = beta.data<float>();
-  rows_f32(*k_, x, out, n * groups, cg * inner, cg * inner, 1,
-           [&](const float* px, float* py, int64_t b, int64_t e) {
-             for (int64_t t = b; t < e; ++t) {
-               const int64_t g = t % groups;
-               const float* xs = px + (t - b) * cg * inner;
-               float* ys = py + (t - b) * cg * inner;
-               float mean, var;
-               k_->mean_var(xs, cg * inner, &mean, &var);
-               const float rstd = 1.0f / std::sqrt(var + eps);
-               for (int64_t j = 0; j < cg; ++j) {
-                 const int64_t ch = g * cg + j;
-                 k_->affine_act(xs + j * inner, ys + j * inner, inner, mean, rstd * pg[ch], pb[ch], act);
-               }
-             }
-           });
+  const int64_t len = cg * inner;
+  if (x.dtype() == DType::BF16) {
+    bf16_blocks(x, out, n * groups, 1, [&](const uint16_t* px, uint16_t* py, int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const int64_t g = t % groups;
+        float mean, var;
+        k_->mean_var_bf16(px + t * len, len, &mean, &var);
+        const float rstd = 1.0f / std::sqrt(var + eps);
+        for (int64_t j = 0; j < cg; ++j) {
+          const int64_t ch = g * cg + j, o = t * len + j * inner;
+          k_->affine_act_bf16(px + o, py + o, inner, mean, rstd * pg[ch], pb[ch], act);
+        }
+      }
+    });
+    return out;
+  }
+  rows_f32(*k_, x, out, n * groups, len, len, 1, [&](const float* px, float* py, int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t g = t % groups;
+      const float* xs = px + (t - b) * len;
+      float* ys = py + (t - b) * len;
+      float mean, var;
+      k_->mean_var(xs, len, &mean, &var);
+      const float rstd = 1.0f / std::sqrt(var + eps);
+      for (int64_t j = 0; j < cg; ++j) {
+        const int64_t ch = g * cg + j;
+        k_->affine_act(xs + j * inner, ys + j * inner, inner, mean, rstd * pg[ch], pb[ch], act);
+      }
+    }
+  });
   return out;
 }
 
@@ -282,10 +346,16 @@ Tensor CpuBackend::layer_norm(const Tensor& x0, const Tensor& gamma0, const Tens
   Tensor out = cpu::new_tensor(x.shape(), x.dtype());
   const float* pg = gamma.defined() ? gamma.data<float>() : nullptr;
   const float* pb = beta.defined() ? beta.data<float>() : nullptr;
-  rows_f32(*k_, x, out, rows, d, d, (1 << 13) / (d + 1) + 1,
-           [&](const float* px, float* py, int64_t b, int64_t e) {
-             for (int64_t r = 0; r < e - b; ++r) k_->layer_norm_row(px + r * d, py + r * d, d, pg, pb, eps);
-           });
+  const int64_t grain = (1 << 13) / (d + 1) + 1;
+  if (x.dtype() == DType::BF16) {
+    bf16_blocks(x, out, rows, grain, [&](const uint16_t* px, uint16_t* py, int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) k_->layer_norm_row_bf16(px + r * d, py + r * d, d, pg, pb, eps);
+    });
+    return out;
+  }
+  rows_f32(*k_, x, out, rows, d, d, grain, [&](const float* px, float* py, int64_t b, int64_t e) {
+    for (int64_t r = 0; r < e - b; ++r) k_->layer_norm_row(px + r * d, py + r * d, d, pg, pb, eps);
+  });
   return out;
 }
 

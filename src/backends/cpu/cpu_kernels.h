@@ -1,7 +1,7 @@
-// The CPU backend's inner kernels on contiguous f32 arrays, one table per instruction set. The same portable
-// source (cpu_kernels_impl.h) is compiled once per ISA (cpu_kernels_{generic,avx2,avx512}.cpp get their -m
-// flags from cmake/a2f.cmake); the AVX-512 table also holds hand-written microkernels. The table is chosen at
-// run time from what the CPU supports (__builtin_cpu_supports), so one binary runs everywhere.
+// The CPU backend's inner kernels on contiguous f32 (and bf16) arrays, one table per instruction set. The
+// same portable source (cpu_kernels_impl.h) is compiled once per ISA (cpu_kernels_{generic,avx2,avx512}.cpp
+// get their -m flags from cmake/a2f.cmake); the AVX-512 table also holds hand-written microkernels. The table
+// is chosen at run time from what the CPU supports (__builtin_cpu_supports), so one binary runs everywhere.
 //
 // ISA translation units expose only this C-style table: no std templates or other inline code shared with
 // the rest of the program is instantiated there (the linker could otherwise pick an AVX-512 copy of it).
@@ -14,6 +14,10 @@ namespace a2f::cpu {
 
 enum class Isa : uint8_t { Generic, Avx2, Avx512 };
 
+// Flags of Kernels::binary.
+constexpr unsigned kBinaryABf16 = 1, kBinaryBBf16 = 2, kBinaryYBf16 = 4, kBinaryAScalar = 8,
+                   kBinaryBScalar = 16;
+
 struct Kernels {
   Isa isa;
   const char* name;
@@ -21,11 +25,11 @@ struct Kernels {
   void (*act)(Act act, const float* x, float* y, int64_t n);
   // y = act((x - shift) * mul + add) (y may alias x).
   void (*affine_act)(const float* x, float* y, int64_t n, float shift, float mul, float add, Act act);
-  // Elementwise over n: both arrays, a array with b scalar, a scalar with b array.
-  void (*binary_vv)(BinaryOp op, const float* a, const float* b, float* y, int64_t n);
-  void (*binary_vs)(BinaryOp op, const float* a, float b, float* y, int64_t n);
-  void (*binary_sv)(BinaryOp op, float a, const float* b, float* y, int64_t n);
-  // Mean and biased variance of n values (two passes, f32 with several partial sums).
+  // y[i] = a[i] op b[i], i < n. `flags` (kBinary*): a, b, y each f32 or bf16 (uint16_t); a or b a scalar
+  // (one f32 value, whatever the tensor's dtype) broadcast over the n outputs.
+  void (*binary)(BinaryOp op, const void* a, const void* b, void* y, int64_t n, unsigned flags);
+  // Mean and biased variance of n values (two passes, f32, 32 partial sums added in an order fixed by the
+  // code, not by the vectoriser: bf16 values give exactly what their widened f32 copies give).
   void (*mean_var)(const float* x, int64_t n, float* mean, float* var);
   // (x - mean) * rstd * gamma + beta over one row; gamma / beta may be null.
   void (*layer_norm_row)(const float* x, float* y, int64_t n, const float* gamma, const float* beta,
@@ -33,6 +37,17 @@ struct Kernels {
   void (*softmax_row)(const float* x, float* y, int64_t n);
   // y[j] = x[j] * gelu_erf(x[h + j]), j < h.
   void (*geglu_row)(const float* x, float* y, int64_t h);
+
+  // The same on bf16 arrays (uint16_t; gamma / beta stay f32): each widens its inputs exactly, computes what
+  // its f32 version computes and rounds each output to nearest even, so its results are bit for bit those
+  // of the f32 kernel on the widened values, rounded.
+  void (*act_bf16)(Act act, const uint16_t* x, uint16_t* y, int64_t n);
+  void (*affine_act_bf16)(const uint16_t* x, uint16_t* y, int64_t n, float shift, float mul, float add,
+                          Act act);
+  void (*mean_var_bf16)(const uint16_t* x, int64_t n, float* mean, float* var);
+  void (*layer_norm_row_bf16)(const uint16_t* x, uint16_t* y, int64_t n, const float* gamma,
+                              const float* beta, float eps);
+  void (*geglu_row_bf16)(const uint16_t* x, uint16_t* y, int64_t h);
 
   // Attention tiles (flash-style). s[r][c] = sum_t q[r][t] * kt[t][c] for r < rows, c < cols (cols a multiple
   // of 16; kt is K transposed, ld = its row length).

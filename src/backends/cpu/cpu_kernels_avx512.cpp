@@ -5,7 +5,16 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
+#include <cstdint>
+
+namespace a2f::cpu::avx512 {
+namespace {
+void store_bf16_512(const float* x, uint16_t* y, int64_t n);
+}
+}  // namespace a2f::cpu::avx512
+
 #define A2F_CPU_ISA avx512
+#define A2F_CPU_STORE_BF16 store_bf16_512
 #include "backends/cpu/cpu_kernels_impl.h"
 
 namespace a2f::cpu::avx512 {
@@ -274,12 +283,41 @@ void pv_tile_bf16_512(const uint32_t* p2, int64_t ldp, const uint16_t* v2, int64
   }
 }
 
-void to_bf16_512(const float* x, uint16_t* y, int64_t n) {
+// f32 -> bf16 on 16 lanes, exactly as to_bf16_: round to nearest even, NaN kept quiet. With AVX512_BF16
+// (g_bf16_hw) vcvtneps2bf16, which does the same except that it flushes f32 subnormals to (signed) zero:
+// lanes with a zero exponent take the integer rounding instead.
+bool g_bf16_hw = false;  // set with the table, before any kernel runs
+
+inline __m512i round_bits(__m512i u) {  // (u + 0x7fff + ((u >> 16) & 1)) >> 16
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  return _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
+}
+
+inline __m256i to_bf16_16(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  if (g_bf16_hw) {
+    __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
+    const __mmask16 tiny = _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f800000));  // zeros, subnormals
+    if (tiny) h = _mm256_mask_mov_epi16(h, tiny, _mm512_cvtepi32_epi16(round_bits(u)));
+    return h;
+  }
+  __m256i h = _mm512_cvtepi32_epi16(round_bits(u));
+  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  if (nan) {
+    const __m512i q = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+    h = _mm256_mask_mov_epi16(h, nan, _mm512_cvtepi32_epi16(q));
+  }
+  return h;
+}
+
+void store_bf16_512(const float* x, uint16_t* y, int64_t n) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i),
-                        (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + i)));
-  for (; i < n; ++i) y[i] = to_bf16_(x[i]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), to_bf16_16(_mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm256_mask_storeu_epi16(y + i, m, to_bf16_16(_mm512_maskz_loadu_ps(m, x + i)));
+  }
 }
 
 }  // namespace
@@ -292,10 +330,11 @@ const Kernels* kernels_avx512() {
     t.qk_tile = avx512::qk_tile512;
     t.softmax_online = avx512::softmax_online512;
     t.pv_tile = avx512::pv_tile512;
+    t.to_bf16 = avx512::store_bf16_512;
     if (__builtin_cpu_supports("avx512bf16")) {
+      avx512::g_bf16_hw = true;
       t.qk_tile_bf16 = avx512::qk_tile_bf16_512;
       t.pv_tile_bf16 = avx512::pv_tile_bf16_512;
-      t.to_bf16 = avx512::to_bf16_512;
     }
     return t;
   }();

@@ -15,6 +15,56 @@
 namespace a2f::cpu::A2F_CPU_ISA {
 namespace {
 
+inline float bf16_(uint16_t h) {
+  return __builtin_bit_cast(float, static_cast<uint32_t>(h) << 16);
+}
+inline uint16_t to_bf16_(float f) {  // round to nearest even; NaN stays NaN
+  uint32_t u = __builtin_bit_cast(uint32_t, f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+// Element access of the typed kernels: f32 as is; bf16 (uint16_t) widened exactly on load and rounded to
+// nearest even on store, so a bf16 kernel computes exactly what the f32 kernel computes on the widened values
+// and rounds each output once.
+inline float ld_(const float* p, int64_t i) {
+  return p[i];
+}
+inline float ld_(const uint16_t* p, int64_t i) {
+  return bf16_(p[i]);
+}
+
+// y[0, n) = bf16(x[0, n)). An ISA may supply a faster exact version (A2F_CPU_STORE_BF16, declared by the
+// including translation unit).
+inline void store_bf16_(const float* x, uint16_t* y, int64_t n) {
+#ifdef A2F_CPU_STORE_BF16
+  A2F_CPU_STORE_BF16(x, y, n);
+#else
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = to_bf16_(x[i]);
+#endif
+}
+
+// y[i] = f(i) for i < n: the f32 values straight into an f32 array; for bf16, blocks of f32 values in a
+// small buffer rounded by store_bf16_ (cheaper than vectorised rounding inside every kernel loop).
+constexpr int64_t kEmitBlock = 256;
+template <class F>
+inline void emit_(float* y, int64_t n, const F& f) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = f(i);
+}
+template <class F>
+inline void emit_(uint16_t* y, int64_t n, const F& f) {
+  float buf[kEmitBlock];
+  for (int64_t i0 = 0; i0 < n; i0 += kEmitBlock) {
+    const int64_t len = n - i0 < kEmitBlock ? n - i0 : kEmitBlock;
+#pragma omp simd
+    for (int64_t j = 0; j < len; ++j) buf[j] = f(i0 + j);
+    store_bf16_(buf, y + i0, len);
+  }
+}
+
 inline float fmax_(float a, float b) {
   return a > b ? a : b;
 }
@@ -86,13 +136,13 @@ inline float act_(float x) {
   return x;
 }
 
-template <Act A>
-void act_loop(const float* x, float* y, int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) y[i] = act_<A>(x[i]);
+template <Act A, class T>
+void act_loop(const T* x, T* y, int64_t n) {
+  emit_(y, n, [x](int64_t i) { return act_<A>(ld_(x, i)); });
 }
 
-void act(Act a, const float* x, float* y, int64_t n) {
+template <class T>
+void act_t(Act a, const T* x, T* y, int64_t n) {
   switch (a) {
     case Act::None:
       act_loop<Act::None>(x, y, n);
@@ -117,14 +167,20 @@ void act(Act a, const float* x, float* y, int64_t n) {
       break;
   }
 }
-
-template <Act A>
-void affine_loop(const float* x, float* y, int64_t n, float shift, float mul, float add) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) y[i] = act_<A>((x[i] - shift) * mul + add);
+void act(Act a, const float* x, float* y, int64_t n) {
+  act_t(a, x, y, n);
+}
+void act_bf16(Act a, const uint16_t* x, uint16_t* y, int64_t n) {
+  act_t(a, x, y, n);
 }
 
-void affine_act(const float* x, float* y, int64_t n, float shift, float mul, float add, Act a) {
+template <Act A, class T>
+void affine_loop(const T* x, T* y, int64_t n, float shift, float mul, float add) {
+  emit_(y, n, [=](int64_t i) { return act_<A>((ld_(x, i) - shift) * mul + add); });
+}
+
+template <class T>
+void affine_act_t(const T* x, T* y, int64_t n, float shift, float mul, float add, Act a) {
   switch (a) {
     case Act::None:
       affine_loop<Act::None>(x, y, n, shift, mul, add);
@@ -149,68 +205,183 @@ void affine_act(const float* x, float* y, int64_t n, float shift, float mul, flo
       break;
   }
 }
+void affine_act(const float* x, float* y, int64_t n, float shift, float mul, float add, Act a) {
+  affine_act_t(x, y, n, shift, mul, add, a);
+}
+void affine_act_bf16(const uint16_t* x, uint16_t* y, int64_t n, float shift, float mul, float add, Act a) {
+  affine_act_t(x, y, n, shift, mul, add, a);
+}
 
-#define A2F_BINARY_LOOPS(EXPR)                                            \
-  switch (op) {                                                           \
-    case BinaryOp::Add: {                                                 \
-      _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) y[i] = EXPR(+); \
-    } break;                                                              \
-    case BinaryOp::Sub: {                                                 \
-      _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) y[i] = EXPR(-); \
-    } break;                                                              \
-    case BinaryOp::Mul: {                                                 \
-      _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) y[i] = EXPR(*); \
-    } break;                                                              \
-    case BinaryOp::Div: {                                                 \
-      _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) y[i] = EXPR(/); \
-    } break;                                                              \
+#define A2F_BINARY_LOOPS(EXPR)                         \
+  switch (op) {                                        \
+    case BinaryOp::Add: {                              \
+      emit_(y, n, [&](int64_t i) { return EXPR(+); }); \
+    } break;                                           \
+    case BinaryOp::Sub: {                              \
+      emit_(y, n, [&](int64_t i) { return EXPR(-); }); \
+    } break;                                           \
+    case BinaryOp::Mul: {                              \
+      emit_(y, n, [&](int64_t i) { return EXPR(*); }); \
+    } break;                                           \
+    case BinaryOp::Div: {                              \
+      emit_(y, n, [&](int64_t i) { return EXPR(/); }); \
+    } break;                                           \
   }
 
-void binary_vv(BinaryOp op, const float* a, const float* b, float* y, int64_t n) {
-#define A2F_E(OP) a[i] OP b[i]
+template <class TA, class TB, class TY>
+void binary_vv(BinaryOp op, const TA* a, const TB* b, TY* y, int64_t n) {
+#define A2F_E(OP) ld_(a, i) OP ld_(b, i)
   A2F_BINARY_LOOPS(A2F_E)
 #undef A2F_E
 }
-void binary_vs(BinaryOp op, const float* a, float b, float* y, int64_t n) {
-#define A2F_E(OP) a[i] OP b
+template <class TA, class TY>
+void binary_vs(BinaryOp op, const TA* a, float b, TY* y, int64_t n) {
+#define A2F_E(OP) ld_(a, i) OP b
   A2F_BINARY_LOOPS(A2F_E)
 #undef A2F_E
 }
-void binary_sv(BinaryOp op, float a, const float* b, float* y, int64_t n) {
-#define A2F_E(OP) a OP b[i]
+template <class TB, class TY>
+void binary_sv(BinaryOp op, float a, const TB* b, TY* y, int64_t n) {
+#define A2F_E(OP) a OP ld_(b, i)
   A2F_BINARY_LOOPS(A2F_E)
 #undef A2F_E
 }
 #undef A2F_BINARY_LOOPS
 
-void mean_var(const float* x, int64_t n, float* mean, float* var) {
+template <class TY>
+void binary_to(BinaryOp op, const void* a, const void* b, TY* y, int64_t n, unsigned f) {
+  const bool ab = f & kBinaryABf16, bb = f & kBinaryBBf16;
+  if (f & kBinaryAScalar) {
+    const float av = *static_cast<const float*>(a);
+    if (bb)
+      binary_sv(op, av, static_cast<const uint16_t*>(b), y, n);
+    else
+      binary_sv(op, av, static_cast<const float*>(b), y, n);
+  } else if (f & kBinaryBScalar) {
+    const float bv = *static_cast<const float*>(b);
+    if (ab)
+      binary_vs(op, static_cast<const uint16_t*>(a), bv, y, n);
+    else
+      binary_vs(op, static_cast<const float*>(a), bv, y, n);
+  } else if (ab && bb) {
+    binary_vv(op, static_cast<const uint16_t*>(a), static_cast<const uint16_t*>(b), y, n);
+  } else if (ab) {
+    binary_vv(op, static_cast<const uint16_t*>(a), static_cast<const float*>(b), y, n);
+  } else if (bb) {
+    binary_vv(op, static_cast<const float*>(a), static_cast<const uint16_t*>(b), y, n);
+  } else {
+    binary_vv(op, static_cast<const float*>(a), static_cast<const float*>(b), y, n);
+  }
+}
+
+void binary(BinaryOp op, const void* a, const void* b, void* y, int64_t n, unsigned flags) {
+  if (flags & kBinaryYBf16)
+    binary_to(op, a, b, static_cast<uint16_t*>(y), n, flags);
+  else
+    binary_to(op, a, b, static_cast<float*>(y), n, flags);
+}
+
+// Sum of x[i] (Sq: of (x[i] - m)^2) over i < n in an order fixed by this code, not by the vectoriser, so a
+// bf16 row sums exactly like its widened f32 copy: 32 lane sums over i mod 32 (two 16-wide accumulators, GCC
+// vector extensions: zmm on AVX-512, ymm pairs on AVX2, xmm quadruples on SSE2; the tail padded with values
+// that add exactly 0), then the lanes added pairwise. Vectors are passed by reference only (no ABI
+// differences between the ISA builds).
+typedef float f32x16_ __attribute__((vector_size(64)));
+typedef uint32_t u32x16_ __attribute__((vector_size(64)));
+inline void ld16_(const float* p, f32x16_& v) {
+  __builtin_memcpy(&v, p, sizeof(v));
+}
+inline void ld16_(const uint16_t* p, f32x16_& v) {  // written out: GCC makes this a vpmovzxwd + vpslld
+  const u32x16_ w = {p[0], p[1], p[2],  p[3],  p[4],  p[5],  p[6],  p[7],
+                     p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[15]};
+  v = reinterpret_cast<f32x16_>(w << 16);
+}
+constexpr int kSumLanes = 32;
+template <bool Sq, class T>
+inline void lane_add_(const T* p, float m, f32x16_& acc) {
+  f32x16_ v;
+  ld16_(p, v);
+  if constexpr (Sq) v = (v - m) * (v - m);
+  acc += v;
+}
+template <bool Sq, class T>
+inline float lane_sum_(const T* x, int64_t n, float m) {
+  f32x16_ a0 = {}, a1 = {};  // +0: a lane never becomes -0, so adding +0 leaves it exact
+  int64_t i = 0;
+  for (; i + kSumLanes <= n; i += kSumLanes) {
+    lane_add_<Sq>(x + i, m, a0);
+    lane_add_<Sq>(x + i + 16, m, a1);
+  }
+  if (i < n) {  // the tail, widened, padded with 0 (sum) or m (squares: (m - m)^2 = 0)
+    float t[kSumLanes];
+    int j = 0;
+    for (; i + j < n; ++j) t[j] = ld_(x, i + j);
+    for (; j < kSumLanes; ++j) t[j] = Sq ? m : 0.0f;
+    lane_add_<Sq>(t, m, a0);
+    lane_add_<Sq>(t + 16, m, a1);
+  }
+  f32x16_ s = a0 + a1;  // lanes j and j + 16, then j + 8, j + 4, j + 2, j + 1
+  s += __builtin_shufflevector(s, s, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
+  s += __builtin_shufflevector(s, s, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7);
+  s += __builtin_shufflevector(s, s, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+  s += __builtin_shufflevector(s, s, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1);
+  return s[0];
+}
+
+template <class T>
+void mean_var_t(const T* x, int64_t n, float* mean, float* var) {
   if (n <= 0) {
     *mean = 0.0f;
     *var = 0.0f;
     return;
   }
-  float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += x[i];
-  const float m = s / static_cast<float>(n);
-  float q = 0.0f;
-#pragma omp simd reduction(+ : q)
-  for (int64_t i = 0; i < n; ++i) q += (x[i] - m) * (x[i] - m);
+  const float m = lane_sum_<false>(x, n, 0.0f) / static_cast<float>(n);
+  const float q = lane_sum_<true>(x, n, m);
   *mean = m;
   *var = q / static_cast<float>(n);
 }
+void mean_var(const float* x, int64_t n, float* mean, float* var) {
+  mean_var_t(x, n, mean, var);
+}
+void mean_var_bf16(const uint16_t* x, int64_t n, float* mean, float* var) {
+  mean_var_t(x, n, mean, var);
+}
 
-void layer_norm_row(const float* x, float* y, int64_t n, const float* gamma, const float* beta, float eps) {
+template <class T>
+void layer_norm_row_t(const T* x, T* y, int64_t n, const float* gamma, const float* beta, float eps) {
   float m, v;
-  mean_var(x, n, &m, &v);
+  mean_var_t(x, n, &m, &v);
   const float rstd = 1.0f / std::sqrt(v + eps);
   if (gamma && beta) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - m) * rstd * gamma[i] + beta[i];
+    emit_(y, n, [&](int64_t i) { return (ld_(x, i) - m) * rstd * gamma[i] + beta[i]; });
   } else {
+    emit_(y, n, [&](int64_t i) {
+      return (ld_(x, i) - m) * rstd * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+    });
+  }
+}
+void layer_norm_row(const float* x, float* y, int64_t n, const float* gamma, const float* beta, float eps) {
+  layer_norm_row_t(x, y, n, gamma, beta, eps);
+}
+// Rows up to kWidenRow values are widened once into a stack buffer and read three times from there (the
+// same values, so the same result as reading the bf16 row each time).
+constexpr int64_t kWidenRow = 2048;
+void layer_norm_row_bf16(const uint16_t* x, uint16_t* y, int64_t n, const float* gamma, const float* beta,
+                         float eps) {
+  if (n > kWidenRow) return layer_norm_row_t(x, y, n, gamma, beta, eps);
+  float w[kWidenRow];
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i)
-      y[i] = (x[i] - m) * rstd * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+  for (int64_t i = 0; i < n; ++i) w[i] = bf16_(x[i]);
+  const float* wp = w;
+  float m, v;
+  mean_var_t(wp, n, &m, &v);
+  const float rstd = 1.0f / std::sqrt(v + eps);
+  if (gamma && beta) {
+    emit_(y, n, [&](int64_t i) { return (wp[i] - m) * rstd * gamma[i] + beta[i]; });
+  } else {
+    emit_(y, n, [&](int64_t i) {
+      return (wp[i] - m) * rstd * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+    });
   }
 }
 
@@ -229,9 +400,15 @@ void softmax_row(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] *= inv;
 }
 
+template <class T>
+void geglu_row_t(const T* x, T* y, int64_t h) {
+  emit_(y, h, [&](int64_t j) { return ld_(x, j) * act_<Act::GeluErf>(ld_(x, h + j)); });
+}
 void geglu_row(const float* x, float* y, int64_t h) {
-#pragma omp simd
-  for (int64_t j = 0; j < h; ++j) y[j] = x[j] * act_<Act::GeluErf>(x[h + j]);
+  geglu_row_t(x, y, h);
+}
+void geglu_row_bf16(const uint16_t* x, uint16_t* y, int64_t h) {
+  geglu_row_t(x, y, h);
 }
 
 void qk_tile(const float* q, int64_t ldq, const float* kt, int64_t ldk, float* s, int64_t lds, int64_t rows,
@@ -279,16 +456,6 @@ void pv_tile(const float* p, int64_t ldp, const float* v, int64_t ldv, float* o,
       for (int64_t c = 0; c < dv; ++c) orow[c] += pj * vr[c];
     }
   }
-}
-
-inline float bf16_(uint16_t h) {
-  return __builtin_bit_cast(float, static_cast<uint32_t>(h) << 16);
-}
-inline uint16_t to_bf16_(float f) {  // round to nearest even; NaN stays NaN
-  uint32_t u = __builtin_bit_cast(uint32_t, f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
 }
 
 void to_bf16(const float* x, uint16_t* y, int64_t n) {
@@ -347,13 +514,16 @@ inline Kernels portable_kernels(Isa isa, const char* name) {
   k.name = name;
   k.act = act;
   k.affine_act = affine_act;
-  k.binary_vv = binary_vv;
-  k.binary_vs = binary_vs;
-  k.binary_sv = binary_sv;
+  k.binary = binary;
   k.mean_var = mean_var;
   k.layer_norm_row = layer_norm_row;
   k.softmax_row = softmax_row;
   k.geglu_row = geglu_row;
+  k.act_bf16 = act_bf16;
+  k.affine_act_bf16 = affine_act_bf16;
+  k.mean_var_bf16 = mean_var_bf16;
+  k.layer_norm_row_bf16 = layer_norm_row_bf16;
+  k.geglu_row_bf16 = geglu_row_bf16;
   k.qk_tile = qk_tile;
   k.softmax_online = softmax_online;
   k.pv_tile = pv_tile;

@@ -136,7 +136,7 @@ Tensor to_f32_contiguous(const Tensor& t) {
 }
 
 Tensor from_f32_result(const Tensor& t, DType dtype) {
-  if (dtype == DType::F32) return t;
+  if (t.dtype() == dtype) return t;
   Tensor out = new_tensor(t.shape(), dtype);
   copy_strided(t, out);
   return out;

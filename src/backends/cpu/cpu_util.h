@@ -10,7 +10,7 @@ void copy_strided(const Tensor& src, Tensor& dst);
 Tensor to_contiguous(const Tensor& t, DType dt);
 // t as a contiguous f32 tensor (t itself when it already is one).
 Tensor to_f32_contiguous(const Tensor& t);
-// An f32 result in the requested output dtype (t itself when dtype is f32).
+// A result in the requested output dtype (t itself when it already has that dtype).
 Tensor from_f32_result(const Tensor& t, DType dtype);
 
 }  // namespace a2f::cpu
