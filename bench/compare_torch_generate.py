@@ -20,8 +20,9 @@ Torch: this script with --torch-child, in its own process: the same pipeline wri
        not initialised first), so its load time and peak RSS are at or below what diffusers' from_pretrained needs.
        bf16: modules .to(torch.bfloat16) as diffusers' torch_dtype does; the latents and the scheduler stay in
        float32 (as ours does; diffusers would round the latents to bf16 after each step).
-Both processes run under GNU time (wall seconds, peak RSS); each side runs once per dtype (a whole generation
-takes minutes here).
+Both processes run under GNU time (wall seconds, CPU seconds = user + sys, peak RSS); each side runs once per dtype
+(a whole generation takes minutes here), ours first. On a shared machine the wall clock depends on what else runs;
+the CPU time much less so (but it counts OpenMP spin-waiting too), so both ratios are printed.
 
   /usr/bin/python3 bench/compare_torch_generate.py [--models DIR] [--steps 25] [--dtypes fp32,bf16] [--threads N]
                                                    [--skip-torch] [--skip-ours] [--size 512]
@@ -202,13 +203,14 @@ def torch_child(a):
 # ---------------------------------------------------------------------------------------------------- driver
 
 def timed(cmd, env=None):
-    """Runs cmd under GNU time; returns (wall s, peak RSS MiB, stdout, stderr)."""
-    full = ["/usr/bin/time", "-f", "A2F_TIME wall=%e maxrss_kb=%M"] + cmd
+    """Runs cmd under GNU time; returns (wall s, CPU s (user + sys), peak RSS MiB, stdout, stderr)."""
+    full = ["/usr/bin/time", "-f", "A2F_TIME wall=%e user=%U sys=%S maxrss_kb=%M"] + cmd
     p = subprocess.run(full, capture_output=True, text=True, env=env)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-4000:]}")
-    m = re.search(r"A2F_TIME wall=([0-9.]+) maxrss_kb=([0-9]+)", p.stderr)
-    return float(m.group(1)), float(m.group(2)) / 1024.0, p.stdout, p.stderr
+    m = re.search(r"A2F_TIME wall=([0-9.]+) user=([0-9.]+) sys=([0-9.]+) maxrss_kb=([0-9]+)", p.stderr)
+    cpu = float(m.group(2)) + float(m.group(3))
+    return float(m.group(1)), cpu, float(m.group(4)) / 1024.0, p.stdout, p.stderr
 
 
 def run_ours(a, dtype, emb, work):
@@ -217,9 +219,9 @@ def run_ours(a, dtype, emb, work):
            os.path.join(a.models, "stable-diffusion-v1-5"), "-n", "1", "--steps", str(a.steps), "--guidance", "3.0",
            "--seed", str(a.seed), "--dtype", dtype, "--threads", str(a.threads), "--width", str(a.size), "--height",
            str(a.size), "-q", "--dump", dump, "--out", os.path.join(work, f"png_{dtype}")]
-    wall, rss, _, err = timed(cmd)
+    wall, cpu, rss, _, err = timed(cmd)
     m = re.search(r"models loaded in ([0-9.eE+-]+) s", err)
-    return {"wall_s": wall, "maxrss_mib": rss, "load_s": float(m.group(1)) if m else float("nan"), "dump": dump,
+    return {"wall_s": wall, "cpu_s": cpu, "maxrss_mib": rss, "load_s": float(m.group(1)) if m else float("nan"), "dump": dump,
             "cmd": " ".join(cmd)}
 
 
@@ -229,10 +231,10 @@ def run_torch(a, dtype, emb, work):
     cmd = [sys.executable, os.path.abspath(__file__), "--torch-child", "--models", a.models, "--emb", emb,
            "--dtype", dtype, "--steps", str(a.steps), "--seed", str(a.seed), "--threads", str(a.threads),
            "--size", str(a.size), "--child-out", out]
-    wall, rss, so, _ = timed(cmd)
+    wall, cpu, rss, so, _ = timed(cmd)
     m = re.search(r"A2F_TORCH_RESULT=(.*)", so)
     r = json.loads(m.group(1))
-    r.update({"wall_s": wall, "maxrss_mib": rss, "dump": out})
+    r.update({"wall_s": wall, "cpu_s": cpu, "maxrss_mib_gnu": rss, "dump": out})
     return r
 
 
@@ -324,24 +326,25 @@ def main():
         if not a.skip_ours:
             o = run_ours(a, dt, emb, work)
             res[("ours", dt)] = o
-            print(f"ours  {dt:4s}: {o['wall_s']:8.1f} s wall (models loaded in {o['load_s']:.1f} s), "
+            print(f"ours  {dt:4s}: {o['wall_s']:8.1f} s wall, {o['cpu_s']:.1f} s CPU (models loaded in {o['load_s']:.1f} s), "
                   f"peak RSS {o['maxrss_mib']:.0f} MiB", flush=True)
         if not a.skip_torch:
             t = run_torch(a, dt, emb, work)
             res[("torch", dt)] = t
-            print(f"torch {dt:4s}: {t['wall_s']:8.1f} s wall (load {t['load_s']:.1f} s, encode {t['encode_s']:.1f} s, "
+            print(f"torch {dt:4s}: {t['wall_s']:8.1f} s wall, {t['cpu_s']:.1f} s CPU (load {t['load_s']:.1f} s, encode {t['encode_s']:.1f} s, "
                   f"denoise {t['denoise_s']:.1f} s, decode {t['decode_s']:.1f} s), peak RSS {t['maxrss_mib']:.0f} MiB "
-                  f"(getrusage; GNU time {t['maxrss_mib']:.0f})", flush=True)
+                  f"(getrusage; GNU time {t['maxrss_mib_gnu']:.0f})", flush=True)
     print()
-    print("| dtype | ours s | torch s | ours/torch | ours load s | torch load s | peak RSS ours / torch MiB |"
-          " max |image diff| |")
-    print("|---|---:|---:|---:|---:|---:|---|---:|")
+    print("| dtype | wall s ours / torch | ours/torch wall | CPU s ours / torch | ours/torch CPU | load s ours / torch |"
+          " peak RSS MiB ours / torch | max abs image diff |")
+    print("|---|---|---:|---|---:|---|---|---:|")
     for dt in dtypes:
         o, t = res.get(("ours", dt)), res.get(("torch", dt))
         if not o or not t:
             continue
         d = maxdiff(o["dump"], t["dump"], "image")
-        print(f"| {dt} | {o['wall_s']:.1f} | {t['wall_s']:.1f} | {o['wall_s'] / t['wall_s']:.2f} | {o['load_s']:.1f} | "
+        print(f"| {dt} | {o['wall_s']:.1f} / {t['wall_s']:.1f} | {o['wall_s'] / t['wall_s']:.2f} | "
+              f"{o['cpu_s']:.1f} / {t['cpu_s']:.1f} | {o['cpu_s'] / t['cpu_s']:.2f} | {o['load_s']:.1f} / "
               f"{t['load_s']:.1f} | {o['maxrss_mib']:.0f} / {t['maxrss_mib']:.0f} | {d:.2e} |")
     for dt in dtypes:
         o, t = res.get(("ours", dt)), res.get(("torch", dt))
