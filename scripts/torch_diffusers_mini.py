@@ -5,8 +5,11 @@ It follows diffusers' module code op by op (src/diffusers/models/resnet.py, down
 attention.py, attention_processor.py AttnProcessor (the unfused baddbmm + softmax + bmm path diffusers uses on
 torch < 2), transformers/transformer_2d.py, embeddings.py, unets/unet_2d_blocks.py, unets/unet_2d_condition.py,
 autoencoders/vae.py, autoencoders/autoencoder_kl.py) for the SD1.5-family configurations, with the same parameter
-names, so a diffusers state dict loads with strict=True. Used by scripts/make_model_refs.py (reference arrays
-diffusers' fixtures do not contain; it first checks itself against those fixtures) and bench/compare_torch_unet.py.
+names, so a diffusers state dict loads with strict=True. Also transformers 4.36's CLIPTextModel (with Arc2Face's
+token-embedding override) and diffusers' DPMSolverMultistepScheduler for SD1.5's config. Used by
+scripts/make_model_refs.py (reference arrays diffusers' fixtures do not contain; it first checks itself against
+those fixtures), scripts/make_sd15_random_models.py, bench/compare_torch_unet.py and bench/compare_torch_generate.py
+(whose --check-fixtures checks the CLIP model, the scheduler and the whole pipeline against diffusers' outputs).
 """
 import json
 import math
