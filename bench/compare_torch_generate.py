@@ -221,8 +221,8 @@ def run_ours(a, dtype, emb, work):
            str(a.size), "-q", "--dump", dump, "--out", os.path.join(work, f"png_{dtype}")]
     wall, cpu, rss, _, err = timed(cmd)
     m = re.search(r"models loaded in ([0-9.eE+-]+) s", err)
-    return {"wall_s": wall, "cpu_s": cpu, "maxrss_mib": rss, "load_s": float(m.group(1)) if m else float("nan"), "dump": dump,
-            "cmd": " ".join(cmd)}
+    load = float(m.group(1)) if m else float("nan")
+    return {"wall_s": wall, "cpu_s": cpu, "maxrss_mib": rss, "load_s": load, "dump": dump, "cmd": " ".join(cmd)}
 
 
 def run_torch(a, dtype, emb, work):
@@ -326,17 +326,19 @@ def main():
         if not a.skip_ours:
             o = run_ours(a, dt, emb, work)
             res[("ours", dt)] = o
-            print(f"ours  {dt:4s}: {o['wall_s']:8.1f} s wall, {o['cpu_s']:.1f} s CPU (models loaded in {o['load_s']:.1f} s), "
+            print(f"ours  {dt:4s}: {o['wall_s']:8.1f} s wall, {o['cpu_s']:.1f} s CPU "
+                  f"(models loaded in {o['load_s']:.1f} s), "
                   f"peak RSS {o['maxrss_mib']:.0f} MiB", flush=True)
         if not a.skip_torch:
             t = run_torch(a, dt, emb, work)
             res[("torch", dt)] = t
-            print(f"torch {dt:4s}: {t['wall_s']:8.1f} s wall, {t['cpu_s']:.1f} s CPU (load {t['load_s']:.1f} s, encode {t['encode_s']:.1f} s, "
+            print(f"torch {dt:4s}: {t['wall_s']:8.1f} s wall, {t['cpu_s']:.1f} s CPU (load {t['load_s']:.1f} s, "
+                  f"encode {t['encode_s']:.1f} s, "
                   f"denoise {t['denoise_s']:.1f} s, decode {t['decode_s']:.1f} s), peak RSS {t['maxrss_mib']:.0f} MiB "
                   f"(getrusage; GNU time {t['maxrss_mib_gnu']:.0f})", flush=True)
     print()
-    print("| dtype | wall s ours / torch | ours/torch wall | CPU s ours / torch | ours/torch CPU | load s ours / torch |"
-          " peak RSS MiB ours / torch | max abs image diff |")
+    print("| dtype | wall s ours / torch | ours/torch wall | CPU s ours / torch | ours/torch CPU "
+          "| load s ours / torch | peak RSS MiB ours / torch | max abs image diff |")
     print("|---|---|---:|---|---:|---|---|---:|")
     for dt in dtypes:
         o, t = res.get(("ours", dt)), res.get(("torch", dt))
@@ -349,13 +351,15 @@ def main():
     for dt in dtypes:
         o, t = res.get(("ours", dt)), res.get(("torch", dt))
         if o and t:
-            print(f"{dt}: max |diff| ours vs torch: prompt embeds {maxdiff(o['dump'], t['dump'], 'prompt_embeds'):.2e}, "
+            print(f"{dt}: max |diff| ours vs torch: prompt embeds "
+                  f"{maxdiff(o['dump'], t['dump'], 'prompt_embeds'):.2e}, "
                   f"negative {maxdiff(o['dump'], t['dump'], 'negative_prompt_embeds'):.2e}, initial latents "
                   f"{maxdiff(o['dump'], t['dump'], 'latents_init'):.2e}, final latents "
                   f"{maxdiff(o['dump'], t['dump'], f'latents_{a.steps - 1}'):.2e}, image "
                   f"{maxdiff(o['dump'], t['dump'], 'image'):.2e}")
     if ("ours", "fp32") in res and ("ours", "bf16") in res:
-        print(f"ours bf16 vs ours fp32 image: {maxdiff(res[('ours', 'fp32')]['dump'], res[('ours', 'bf16')]['dump'], 'image'):.2e}")
+        d = maxdiff(res[("ours", "fp32")]["dump"], res[("ours", "bf16")]["dump"], "image")
+        print(f"ours bf16 vs ours fp32 image: {d:.2e}")
     if ("ours", dtypes[0]) in res:
         print(f"ours command: {res[('ours', dtypes[0])]['cmd']}")
     print(f"torch {torch.__version__}, {a.threads} threads; {os.cpu_count()} CPUs")
