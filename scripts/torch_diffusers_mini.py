@@ -5,8 +5,11 @@ It follows diffusers' module code op by op (src/diffusers/models/resnet.py, down
 attention.py, attention_processor.py AttnProcessor (the unfused baddbmm + softmax + bmm path diffusers uses on
 torch < 2), transformers/transformer_2d.py, embeddings.py, unets/unet_2d_blocks.py, unets/unet_2d_condition.py,
 autoencoders/vae.py, autoencoders/autoencoder_kl.py) for the SD1.5-family configurations, with the same parameter
-names, so a diffusers state dict loads with strict=True. Used by scripts/make_model_refs.py (reference arrays
-diffusers' fixtures do not contain; it first checks itself against those fixtures) and bench/compare_torch_unet.py.
+names, so a diffusers state dict loads with strict=True. Also transformers 4.36's CLIPTextModel (with Arc2Face's
+token-embedding override) and diffusers' DPMSolverMultistepScheduler for SD1.5's config. Used by
+scripts/make_model_refs.py (reference arrays diffusers' fixtures do not contain; it first checks itself against
+those fixtures), scripts/make_sd15_random_models.py, bench/compare_torch_unet.py and bench/compare_torch_generate.py
+(whose --check-fixtures checks the CLIP model, the scheduler and the whole pipeline against diffusers' outputs).
 """
 import json
 import math
@@ -43,22 +46,25 @@ def load_safetensors(path):
 
 
 def save_safetensors(path, sd):
-    """{name: torch.Tensor (f32)} -> safetensors file (sorted names, as the safetensors package writes them)."""
-    header, blobs, off = {}, [], 0
-    for name in sorted(sd):
-        a = sd[name].detach().contiguous().numpy().astype(np.float32)
-        b = a.tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
+    """{name: torch.Tensor (f32)} -> safetensors file (sorted names, as the safetensors package writes them).
+
+    Streams one tensor at a time (the header only needs the shapes), so a multi-GB state dict is never copied
+    whole."""
+    header, off = {}, 0
+    names = sorted(sd)
+    for name in names:
+        shape = list(sd[name].shape)
+        nbytes = 4 * int(np.prod(shape, dtype=np.int64))
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [off, off + nbytes]}
+        off += nbytes
     header["__metadata__"] = {"format": "pt"}
     h = json.dumps(header, separators=(",", ":")).encode()
     h += b" " * ((8 - len(h) % 8) % 8)
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(h)))
         f.write(h)
-        for b in blobs:
-            f.write(b)
+        for name in names:
+            f.write(sd[name].detach().to(torch.float32).contiguous().numpy().tobytes())
 
 
 def rename_legacy_attention(sd):
@@ -554,3 +560,188 @@ class AutoencoderKL(nn.Module):
 
     def decode(self, z):
         return self.decoder(self.post_quant_conv(z))
+
+
+# ---------------------------------------------------------------------------------------------------- CLIP text
+
+class CLIPAttention(nn.Module):
+    """transformers 4.36 CLIPAttention (eager): q scaled before the product, causal mask added, softmax, out_proj."""
+
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.scale = self.head_dim ** -0.5
+        self.k_proj = nn.Linear(dim, dim)
+        self.v_proj = nn.Linear(dim, dim)
+        self.q_proj = nn.Linear(dim, dim)
+        self.out_proj = nn.Linear(dim, dim)
+
+    def _shape(self, t, seq, bsz):
+        return t.view(bsz, seq, self.heads, self.head_dim).transpose(1, 2).contiguous()
+
+    def forward(self, h, causal_mask):
+        bsz, tgt, dim = h.shape
+        q = self._shape(self.q_proj(h) * self.scale, tgt, bsz).view(bsz * self.heads, -1, self.head_dim)
+        k = self._shape(self.k_proj(h), -1, bsz).view(bsz * self.heads, -1, self.head_dim)
+        v = self._shape(self.v_proj(h), -1, bsz).view(bsz * self.heads, -1, self.head_dim)
+        w = torch.bmm(q, k.transpose(1, 2))
+        src = k.shape[1]
+        w = (w.view(bsz, self.heads, tgt, src) + causal_mask).view(bsz * self.heads, tgt, src)
+        w = F.softmax(w, dim=-1)
+        o = torch.bmm(w, v).view(bsz, self.heads, tgt, self.head_dim).transpose(1, 2).reshape(bsz, tgt, dim)
+        return self.out_proj(o)
+
+
+class CLIPMLP(nn.Module):
+    def __init__(self, dim, inter):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, inter)
+        self.fc2 = nn.Linear(inter, dim)
+
+    def forward(self, x):
+        x = self.fc1(x)
+        x = x * torch.sigmoid(1.702 * x)  # quick_gelu
+        return self.fc2(x)
+
+
+class CLIPEncoderLayer(nn.Module):
+    def __init__(self, dim, heads, inter, eps):
+        super().__init__()
+        self.self_attn = CLIPAttention(dim, heads)
+        self.layer_norm1 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = CLIPMLP(dim, inter)
+        self.layer_norm2 = nn.LayerNorm(dim, eps=eps)
+
+    def forward(self, x, causal_mask):
+        x = x + self.self_attn(self.layer_norm1(x), causal_mask)
+        return x + self.mlp(self.layer_norm2(x))
+
+
+class CLIPTextEmbeddings(nn.Module):
+    def __init__(self, vocab, dim, max_pos):
+        super().__init__()
+        self.token_embedding = nn.Embedding(vocab, dim)
+        self.position_embedding = nn.Embedding(max_pos, dim)
+
+
+class CLIPEncoder(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.layers = nn.ModuleList([CLIPEncoderLayer(cfg["hidden_size"], cfg["num_attention_heads"],
+                                                      cfg["intermediate_size"], cfg.get("layer_norm_eps", 1e-5))
+                                     for _ in range(cfg["num_hidden_layers"])])
+
+
+class CLIPTextTransformer(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.embeddings = CLIPTextEmbeddings(cfg["vocab_size"], cfg["hidden_size"], cfg["max_position_embeddings"])
+        self.encoder = CLIPEncoder(cfg)
+        self.final_layer_norm = nn.LayerNorm(cfg["hidden_size"], eps=cfg.get("layer_norm_eps", 1e-5))
+
+
+class CLIPTextModel(nn.Module):
+    """transformers 4.36 CLIPTextModel (last_hidden_state only) with Arc2Face's CLIPTextModelWrapper extension:
+    forward(input_ids, input_token_embs) uses the given token embeddings (Arc2Face splices the ID vector into the
+    row of the "id" token) before the position embeddings are added. State dict names are transformers'
+    (text_model.*), so the encoder's pytorch_model.bin loads with strict=True."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        if cfg.get("hidden_act", "quick_gelu") != "quick_gelu":
+            raise ValueError(f"CLIPTextModel: hidden_act {cfg['hidden_act']} is not supported here")
+        self.config = cfg
+        self.text_model = CLIPTextTransformer(cfg)
+
+    def token_embs(self, input_ids):
+        return self.text_model.embeddings.token_embedding(input_ids)
+
+    def forward(self, input_ids, input_token_embs=None):
+        tm = self.text_model
+        seq = input_ids.shape[-1]
+        tok = input_token_embs if input_token_embs is not None else tm.embeddings.token_embedding(input_ids)
+        pos = tm.embeddings.position_embedding(torch.arange(seq)[None, :])
+        h = tok + pos
+        # _create_4d_causal_attention_mask: finfo(dtype).min above the diagonal, 0 elsewhere.
+        mask = torch.full((seq, seq), torch.finfo(h.dtype).min, dtype=h.dtype).triu(1)[None, None]
+        for layer in tm.encoder.layers:
+            h = layer(h, mask)
+        return tm.final_layer_norm(h)
+
+
+# ---------------------------------------------------------------------------------------------------- scheduler
+
+class DPMSolverMultistepScheduler:
+    """diffusers 0.29.2 DPMSolverMultistepScheduler restricted to what SD1.5's scheduler config selects:
+    algorithm dpmsolver++, solver_order 2, midpoint, epsilon prediction, no Karras sigmas, lower_order_final,
+    final_sigmas_type zero, timestep_spacing linspace / leading / trailing (+ steps_offset)."""
+
+    def __init__(self, config):
+        c = dict(config)
+        if c.get("beta_schedule", "linear") != "scaled_linear" or c.get("trained_betas"):
+            raise ValueError("DPMSolverMultistepScheduler here: only beta_schedule scaled_linear")
+        for k, want in (("algorithm_type", "dpmsolver++"), ("solver_order", 2), ("solver_type", "midpoint"),
+                        ("prediction_type", "epsilon"), ("use_karras_sigmas", False), ("thresholding", False),
+                        ("final_sigmas_type", "zero"), ("euler_at_final", False)):
+            if c.get(k, want) != want:
+                raise ValueError(f"DPMSolverMultistepScheduler here: only {k}={want}")
+        self.n_train = c.get("num_train_timesteps", 1000)
+        betas = torch.linspace(c["beta_start"] ** 0.5, c["beta_end"] ** 0.5, self.n_train, dtype=torch.float32) ** 2
+        self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+        self.spacing = c.get("timestep_spacing", "linspace")
+        self.steps_offset = c.get("steps_offset", 0)
+        self.lower_order_final = c.get("lower_order_final", True)
+        self.init_noise_sigma = 1.0
+
+    def set_timesteps(self, n):
+        last = self.n_train  # lambda_min_clipped = -inf
+        if self.spacing == "linspace":
+            ts = np.linspace(0, last - 1, n + 1).round()[::-1][:-1].copy().astype(np.int64)
+        elif self.spacing == "leading":
+            ratio = last // (n + 1)
+            ts = (np.arange(0, n + 1) * ratio).round()[::-1][:-1].copy().astype(np.int64) + self.steps_offset
+        elif self.spacing == "trailing":
+            ts = np.arange(last, 0, -self.n_train / n).round().copy().astype(np.int64) - 1
+        else:
+            raise ValueError(f"timestep_spacing {self.spacing}")
+        sig = np.array(((1 - self.alphas_cumprod) / self.alphas_cumprod) ** 0.5)
+        sig = np.interp(ts, np.arange(0, len(sig)), sig)
+        self.sigmas = torch.from_numpy(np.concatenate([sig, [0.0]]).astype(np.float32))
+        self.timesteps = torch.from_numpy(ts).to(torch.int64)
+        self.model_outputs = [None, None]
+        self.lower_order_nums = 0
+        self.step_index = 0
+
+    @staticmethod
+    def _alpha_sigma(sigma):
+        alpha_t = 1 / ((sigma ** 2 + 1) ** 0.5)
+        return alpha_t, sigma * alpha_t
+
+    def scale_model_input(self, sample, t):
+        return sample
+
+    def step(self, model_output, t, sample):
+        i, n = self.step_index, len(self.timesteps)
+        lower_final = i == n - 1  # final_sigmas_type zero
+        # convert_model_output (dpmsolver++): x0 prediction
+        a_s, s_s = self._alpha_sigma(self.sigmas[i])
+        x0 = (sample - s_s * model_output) / a_s
+        self.model_outputs = [self.model_outputs[1], x0]
+        sample = sample.to(torch.float32)
+        a_t, s_t = self._alpha_sigma(self.sigmas[i + 1])
+        lam_t = torch.log(a_t) - torch.log(s_t)
+        lam_s0 = torch.log(a_s) - torch.log(s_s)
+        h = lam_t - lam_s0
+        if self.lower_order_nums < 1 or lower_final:
+            prev = (s_t / s_s) * sample - (a_t * (torch.exp(-h) - 1.0)) * x0
+        else:
+            a_s1, s_s1 = self._alpha_sigma(self.sigmas[i - 1])
+            lam_s1 = torch.log(a_s1) - torch.log(s_s1)
+            r0 = (lam_s0 - lam_s1) / h
+            m0, m1 = self.model_outputs[1], self.model_outputs[0]
+            d0, d1 = m0, (1.0 / r0) * (m0 - m1)
+            prev = (s_t / s_s) * sample - (a_t * (torch.exp(-h) - 1.0)) * d0 - 0.5 * (a_t * (torch.exp(-h) - 1.0)) * d1
+        if self.lower_order_nums < 2:
+            self.lower_order_nums += 1
+        self.step_index += 1
+        return prev.to(model_output.dtype)
