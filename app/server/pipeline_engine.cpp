@@ -12,10 +12,11 @@ namespace a2f_server {
 
 namespace {
 
-// Runs every call on one thread of its own. The CPU backend's oneDNN primitives use oneDNN's library-managed
-// scratchpad, so a primitive must run on the thread that first ran it (a Winograd convolution run from
-// another thread crashes). HTTP threads analyse uploads and the worker analyses results: both go through this
-// thread.
+// Runs every call on one thread of its own. HTTP threads analyse uploads and the worker analyses results: both
+// go through this thread, so each model's oneDNN primitives are created and run by one thread with one OpenMP
+// team, and face analyses are serialised. (It was first needed because the cpu backend's primitives used
+// oneDNN's library-managed scratchpad; they now use their own, and the backend applies its thread count on
+// whichever thread runs an op, so this is a simplicity choice now rather than a requirement.)
 class OwnThread {
  public:
   OwnThread() : thread_([this] { loop(); }) {}
