@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${A2F_FUZZ_SECONDS:-60}
-TARGETS=${A2F_FUZZ_TARGETS:-"fuzz_safetensors fuzz_pickle fuzz_zip fuzz_npy"}
+TARGETS=${A2F_FUZZ_TARGETS:-"fuzz_safetensors fuzz_pickle fuzz_zip fuzz_npy fuzz_image"}
 BUILD=build-fuzz
 command -v clang++ > /dev/null || { echo "fuzz.sh: clang++ is needed (scripts/install-deps.sh)" >&2; exit 1; }
 
@@ -22,11 +22,13 @@ seeds_for() {
     fuzz_pickle) echo "tests/fuzz/corpus/pickle" ;;
     fuzz_zip) echo "tests/fixtures/io tests/fixtures/io/bad" ;;
     fuzz_npy) echo "tests/fixtures/io/npy tests/fixtures/io/bad" ;;
+    fuzz_image) echo "tests/fuzz/corpus/image" ;;
   esac
 }
 max_len_for() {
   case "$1" in
     fuzz_npy) echo 2048 ;;
+    fuzz_image) echo 16384 ;;
     *) echo 8192 ;;
   esac
 }
