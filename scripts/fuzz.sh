@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${A2F_FUZZ_SECONDS:-60}
-TARGETS=${A2F_FUZZ_TARGETS:-"fuzz_safetensors fuzz_pickle fuzz_zip fuzz_npy fuzz_image"}
+TARGETS=${A2F_FUZZ_TARGETS:-"fuzz_safetensors fuzz_pickle fuzz_zip fuzz_npy fuzz_image fuzz_onnx"}
 BUILD=build-fuzz
 command -v clang++ > /dev/null || { echo "fuzz.sh: clang++ is needed (scripts/install-deps.sh)" >&2; exit 1; }
 
@@ -23,6 +23,7 @@ seeds_for() {
     fuzz_zip) echo "tests/fixtures/io tests/fixtures/io/bad" ;;
     fuzz_npy) echo "tests/fixtures/io/npy tests/fixtures/io/bad" ;;
     fuzz_image) echo "tests/fuzz/corpus/image" ;;
+    fuzz_onnx) echo "tests/fuzz/corpus/onnx" ;;
   esac
 }
 max_len_for() {

@@ -1,5 +1,6 @@
 #include "core/tensor.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -52,8 +53,17 @@ class WrappedStorage final : public Storage {
   std::shared_ptr<void> keepalive_;
 };
 
-void check_shape(const Shape& shape) {
-  for (int64_t d : shape) A2F_CHECK(d >= 0, "negative dimension in shape ", shape_str(shape));
+// Dimensions >= 0 (-1 too when `allow_infer`), and the product of the non-zero ones (what contiguous strides
+// multiply, even when another dimension is 0) within int64: a shape read from a file, e.g. [0, 2^40, 2^40],
+// is an error instead of an overflow.
+void check_shape(const Shape& shape, bool allow_infer = false) {
+  int64_t extent = 1;
+  for (int64_t d : shape) {
+    if (allow_infer && d == -1) continue;
+    A2F_CHECK(d >= 0, "negative dimension in shape ", shape_str(shape));
+    A2F_CHECK(!__builtin_mul_overflow(extent, std::max<int64_t>(d, 1), &extent), "shape ", shape_str(shape),
+              " is too large");
+  }
 }
 }  // namespace
 
@@ -140,6 +150,7 @@ void Tensor::release_pages() const {
 
 Tensor Tensor::reshape(const Shape& shape) const {
   A2F_CHECK(defined(), "reshape of an undefined tensor");
+  check_shape(shape, /*allow_infer=*/true);
   Shape s = shape;
   int infer = -1;
   int64_t known = 1;

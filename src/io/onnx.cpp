@@ -149,8 +149,7 @@ Tensor tensor_from_proto(onnx::TensorProto& tp, const std::string& what) {
   for (int64_t d : tp.dims()) {
     A2F_CHECK(d >= 0 && d <= kMaxElements, what, ": invalid dimension ", d);
     shape.push_back(d);
-    numel *= d;
-    A2F_CHECK(numel <= kMaxElements, what, ": too many elements");
+    A2F_CHECK(!__builtin_mul_overflow(numel, d, &numel) && numel <= kMaxElements, what, ": too many elements");
   }
   const size_t es = dtype_size(dt);
   const size_t bytes = static_cast<size_t>(numel) * es;
@@ -167,11 +166,26 @@ Tensor tensor_from_proto(onnx::TensorProto& tp, const std::string& what) {
     }
     return Tensor::from_storage(storage_wrap(p, bytes, Device::CPU, owner), 0, shape, dt);
   }
-  Tensor t = Tensor::empty(shape, dt);
   auto expect_count = [&](int64_t n, const char* field) {
     A2F_CHECK(n == numel, what, ": has ", n, " values in ", field, ", expected ", numel, " for ",
               onnx_elem_type_name(tp.data_type()), shape_str(shape));
   };
+  // The typed-data field's count is checked before anything is allocated: a few bytes of file must not make
+  // us allocate what its declared shape says (found by fuzz_onnx).
+  switch (dt) {
+    case DType::F32:
+      expect_count(tp.float_data_size(), "float_data");
+      break;
+    case DType::F64:
+      expect_count(tp.double_data_size(), "double_data");
+      break;
+    case DType::I64:
+      expect_count(tp.int64_data_size(), "int64_data");
+      break;
+    default:
+      expect_count(tp.int32_data_size(), "int32_data");
+  }
+  Tensor t = Tensor::empty(shape, dt);
   switch (dt) {
     case DType::F32:
       expect_count(tp.float_data_size(), "float_data");

@@ -24,6 +24,17 @@ TEST(Tensor, ReshapeInfersAndChecks) {
   EXPECT_THROW(t.reshape({-1, -1}), a2f::Error);
 }
 
+TEST(Tensor, HugeShapesWithAZeroDimensionAreErrorsNotOverflows) {
+  // A zero dimension makes numel 0, but contiguous strides still multiply the others (found by fuzz_onnx).
+  const int64_t big = int64_t{1} << 40;
+  EXPECT_THROW(Tensor::empty({0, big, big}), a2f::Error);
+  EXPECT_THROW(Tensor::empty({big, big, 0}), a2f::Error);
+  EXPECT_THROW(Tensor::empty({0, 3}).reshape({0, big, big}), a2f::Error);
+  EXPECT_THROW(Tensor::empty({0, 3}).reshape({-1, big, big}), a2f::Error);
+  EXPECT_EQ(Tensor::empty({0, big}).numel(), 0);  // large but representable: fine
+  EXPECT_EQ(Tensor::empty({0, big}).strides(), (std::vector<int64_t>{big, 1}));
+}
+
 TEST(Tensor, PermuteIsAViewAndContiguousCopies) {
   Tensor t = iota({2, 3, 4});
   Tensor p = t.permute({2, 0, 1});  // [4, 2, 3]

@@ -159,6 +159,10 @@ TEST(FaceOnnx, LoadErrorsAreClear) {
   auto real = test::read_bytes(test::fixture("face/antelopev2_mini/arcface.onnx"));
   test::write_bytes(dir / "trunc.onnx", real.data(), real.size() / 2);
   expect_error([&] { onnx_load(dir / "trunc.onnx"); }, "not a valid ONNX model");
+  // Found by fuzz_onnx: an initializer of shape [0, huge, huge] (0 elements, but strides would overflow).
+  expect_error([&] { onnx_load(test::fixture("io/bad/onnx_zero_dim_huge_shape.onnx")); }, "too large");
+  // And one whose dimensions multiply past int64 (also fuzz_onnx).
+  expect_error([&] { onnx_load(test::fixture("io/bad/onnx_dims_overflow.onnx")); }, "too many elements");
   expect_error(
       [&] { onnx_load(test::fixture("face/antelopev2_mini/arcface.onnx"), {.max_file_bytes = 1000}); },
       "over the limit");
