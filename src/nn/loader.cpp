@@ -28,17 +28,17 @@ Tensor WeightLoader::raw(const std::string& name, const Shape& expected) {
 }
 
 Tensor WeightLoader::matrix(const std::string& name, const Shape& expected, const Shape& view_as) {
-  Tensor t = raw(name, expected);
-  if (!view_as.empty()) t = t.contiguous().reshape(view_as);  // [view_as]
-  Tensor p = be_.prepare_weight(t, dtype_);
-  p.set_name(name);
-  return p;
+  return prepared(name, expected, view_as, false);
 }
 
 Tensor WeightLoader::dense(const std::string& name, const Shape& expected, const Shape& view_as) {
+  return prepared(name, expected, view_as, true);
+}
+
+Tensor WeightLoader::prepared(const std::string& name, const Shape& expected, const Shape& view_as, bool dense) {
   Tensor t = raw(name, expected);
   if (!view_as.empty()) t = t.contiguous().reshape(view_as);  // [view_as]
-  Tensor p = be_.prepare_dense_weight(t, dtype_);
+  Tensor p = dense ? be_.prepare_dense_weight(t, dtype_) : be_.prepare_weight(t, dtype_);
   p.set_name(name);
   return p;
 }

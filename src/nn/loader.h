@@ -50,6 +50,8 @@ class WeightLoader {
   void warn_unused(const std::string& model, const std::vector<std::string>& ignore_suffixes = {}) const;
 
  private:
+  Tensor prepared(const std::string& name, const Shape& expected, const Shape& view_as, bool dense);
+
   const StateDict& sd_;
   std::string file_;
   Backend& be_;
