@@ -39,9 +39,7 @@
 namespace {
 
 using namespace a2f;
-using bench::kSd15UnetConfig;
 using bench::random_tensor;
-using bench::random_weight;
 
 // stable-diffusion-v1-5/scheduler/scheduler_config.json
 const char* kSd15SchedulerConfig = R"({
@@ -110,12 +108,7 @@ Setup& setup(DType dtype) {
     s = std::make_unique<Setup>();
     made = dtype;
     s->backend = make_cpu_backend();
-    auto cfg =
-        UNet2DConditionConfig::from_reader(ConfigReader(nlohmann::json::parse(kSd15UnetConfig), "sd15"));
-    StateDict none;
-    nn::WeightLoader w(none, "random SD1.5 UNet", *s->backend, dtype);
-    w.set_missing_handler(random_weight);
-    s->unet = std::make_unique<UNet2DConditionModel>(cfg, w);
+    s->unet = bench::random_sd15_unet(*s->backend, dtype);
     LoraWeights lora = random_lcm_lora(*s->unet, 64);
     s->merged = std::make_unique<LoraAdapter>(*s->unet, lora, 1.0f, LoraMode::Merged);
     s->unmerged = std::make_unique<LoraAdapter>(*s->unet, lora, 1.0f, LoraMode::Unmerged);

@@ -24,9 +24,7 @@
 namespace {
 
 using namespace a2f;
-using bench::kSd15UnetConfig;
 using bench::random_tensor;
-using bench::random_weight;
 
 struct Setup {
   std::unique_ptr<Backend> backend;
@@ -43,12 +41,7 @@ Setup& setup(DType dtype) {
     s = std::make_unique<Setup>();
     made = dtype;
     s->backend = make_cpu_backend();
-    auto cfg =
-        UNet2DConditionConfig::from_reader(ConfigReader(nlohmann::json::parse(kSd15UnetConfig), "sd15"));
-    StateDict none;
-    nn::WeightLoader w(none, "random SD1.5 UNet", *s->backend, dtype);
-    w.set_missing_handler(random_weight);
-    s->unet = std::make_unique<UNet2DConditionModel>(cfg, w);
+    s->unet = bench::random_sd15_unet(*s->backend, dtype);
     s->sample = random_tensor({2, 4, 64, 64}, 1.0f, 0.0f, 1);  // [2, 4, 64, 64]
     s->timesteps = Tensor::from_data({1}, std::vector<float>{500.0f});
     s->context = random_tensor({2, 77, 768}, 1.0f, 0.0f, 2);  // [2, 77, 768]

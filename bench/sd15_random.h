@@ -4,9 +4,11 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "core/tensor.h"
+#include "models/unet2d.h"
 
 namespace a2f::bench {
 
@@ -47,6 +49,15 @@ inline Tensor random_weight(const std::string& name, const Shape& shape) {
   }
   const int64_t fan_in = shape_numel(shape) / shape[0];
   return random_tensor(shape, 1.0f / std::sqrt(static_cast<float>(fan_in)), 0.0f, seed);
+}
+
+// The SD1.5 UNet with random_weight's weights, prepared for `backend` in `dtype`.
+inline std::unique_ptr<UNet2DConditionModel> random_sd15_unet(Backend& backend, DType dtype) {
+  auto cfg = UNet2DConditionConfig::from_reader(ConfigReader(nlohmann::json::parse(kSd15UnetConfig), "sd15"));
+  StateDict none;
+  nn::WeightLoader w(none, "random SD1.5 UNet", backend, dtype);
+  w.set_missing_handler(random_weight);
+  return std::make_unique<UNet2DConditionModel>(cfg, w);
 }
 
 }  // namespace a2f::bench

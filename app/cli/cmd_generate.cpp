@@ -68,9 +68,10 @@ bool lcm_on(const GenerateArgs& a) {
   return a.scheduler == "lcm" || !a.lcm_lora.empty();
 }
 
-void apply_lcm_and_control(const GenerateArgs& a, const arc2face::ModelPaths& paths,
+// `lcm`: lcm_on(a), decided (and the flags checked) before the models were looked up.
+void apply_lcm_and_control(const GenerateArgs& a, bool lcm, const arc2face::ModelPaths& paths,
                            arc2face::PipelineOptions& o, arc2face::GenerateRequest& r) {
-  if (lcm_on(a)) {
+  if (lcm) {
     o.lcm_lora = paths.lcm_lora_file;
     r.lcm = true;
     r.scheduler = "lcm";
@@ -195,7 +196,7 @@ void run_generate(const GenerateArgs& a, const ScoreArgs& s) {
   r.height = a.height;
   r.dump_dir = a.dump;
   if (!a.latents.empty()) r.latents = arc2face::read_float_npy(a.latents);
-  apply_lcm_and_control(a, paths, o, r);
+  apply_lcm_and_control(a, job.lcm, paths, o, r);
   auto pipe = arc2face::Pipeline::create(o);
   ProgressBar bar(!a.quiet);
   const arc2face::ProgressFn progress = [&](const arc2face::Progress& p) { return bar(p); };

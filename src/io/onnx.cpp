@@ -188,24 +188,19 @@ Tensor tensor_from_proto(onnx::TensorProto& tp, const std::string& what) {
   Tensor t = Tensor::empty(shape, dt);
   switch (dt) {
     case DType::F32:
-      expect_count(tp.float_data_size(), "float_data");
       if (numel) std::memcpy(t.raw_data(), tp.float_data().data(), bytes);
       break;
     case DType::F64:
-      expect_count(tp.double_data_size(), "double_data");
       if (numel) std::memcpy(t.raw_data(), tp.double_data().data(), bytes);
       break;
     case DType::I64:
-      expect_count(tp.int64_data_size(), "int64_data");
       if (numel) std::memcpy(t.raw_data(), tp.int64_data().data(), bytes);
       break;
     case DType::I32:
-      expect_count(tp.int32_data_size(), "int32_data");
       if (numel) std::memcpy(t.raw_data(), tp.int32_data().data(), bytes);
       break;
     case DType::F16:
     case DType::BF16: {
-      expect_count(tp.int32_data_size(), "int32_data");
       auto* d = t.data<uint16_t>();
       for (int64_t i = 0; i < numel; ++i) d[i] = static_cast<uint16_t>(tp.int32_data(static_cast<int>(i)));
       break;
@@ -213,7 +208,6 @@ Tensor tensor_from_proto(onnx::TensorProto& tp, const std::string& what) {
     case DType::U8:
     case DType::I8:
     case DType::Bool: {
-      expect_count(tp.int32_data_size(), "int32_data");
       auto* d = static_cast<uint8_t*>(t.raw_data());
       for (int64_t i = 0; i < numel; ++i) d[i] = static_cast<uint8_t>(tp.int32_data(static_cast<int>(i)));
       break;

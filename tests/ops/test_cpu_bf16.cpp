@@ -13,6 +13,7 @@
 #include "backends/cpu/cpu_backend.h"
 #include "backends/ref/ref_backend.h"
 #include "core/dtype.h"
+#include "ops/cpu_isa_test.h"
 #include "ops/op_util.h"
 
 namespace {
@@ -68,15 +69,7 @@ Tensor with_specials(const Shape& shape, uint32_t seed, float scale) {
   return t;
 }
 
-class CpuBf16 : public ::testing::TestWithParam<a2f::cpu::Isa> {
- protected:
-  void SetUp() override {
-    if (!a2f::cpu::isa_supported(GetParam())) GTEST_SKIP() << "CPU lacks " << a2f::cpu::isa_name(GetParam());
-    cpu = a2f::make_cpu_backend(GetParam());
-  }
-  std::unique_ptr<a2f::Backend> ref = a2f::make_ref_backend();
-  std::unique_ptr<a2f::Backend> cpu;
-};
+class CpuBf16 : public a2f::test::CpuIsaTest {};
 
 TEST_P(CpuBf16, ConversionKernelsRoundToNearestEven) {
   // f32 values whose bf16 rounding is easy to get wrong: ties (to even), subnormals (hardware conversion
@@ -221,9 +214,6 @@ TEST_P(CpuBf16, MeanVarOfBf16IsThatOfTheWidenedValues) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, CpuBf16,
-                         ::testing::Values(a2f::cpu::Isa::Generic, a2f::cpu::Isa::Avx2,
-                                           a2f::cpu::Isa::Avx512),
-                         [](const auto& info) { return std::string(a2f::cpu::isa_name(info.param)); });
+INSTANTIATE_TEST_SUITE_P(Isa, CpuBf16, a2f::test::kAllIsas, a2f::test::isa_test_name);
 
 }  // namespace

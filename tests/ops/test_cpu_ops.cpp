@@ -20,6 +20,7 @@
 #include "backends/cpu/cpu_alloc.h"
 #include "backends/cpu/cpu_backend.h"
 #include "backends/ref/ref_backend.h"
+#include "ops/cpu_isa_test.h"
 #include "ops/op_util.h"
 
 namespace {
@@ -348,15 +349,7 @@ TEST_F(CpuOps, InheritedOpsMatchRef) {
 
 // --- Kernel-table ops, once per ISA ---
 
-class CpuIsaOps : public ::testing::TestWithParam<a2f::cpu::Isa> {
- protected:
-  void SetUp() override {
-    if (!a2f::cpu::isa_supported(GetParam())) GTEST_SKIP() << "CPU lacks " << a2f::cpu::isa_name(GetParam());
-    cpu = a2f::make_cpu_backend(GetParam());
-  }
-  std::unique_ptr<a2f::Backend> ref = a2f::make_ref_backend();
-  std::unique_ptr<a2f::Backend> cpu;
-};
+class CpuIsaOps : public a2f::test::CpuIsaTest {};
 
 TEST_P(CpuIsaOps, UnaryScaleGeglu) {
   const Tensor x = randn({7, 23}, 1, 4.0f);
@@ -493,9 +486,6 @@ TEST_P(CpuIsaOps, AttentionMatchesRef) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, CpuIsaOps,
-                         ::testing::Values(a2f::cpu::Isa::Generic, a2f::cpu::Isa::Avx2,
-                                           a2f::cpu::Isa::Avx512),
-                         [](const auto& info) { return std::string(a2f::cpu::isa_name(info.param)); });
+INSTANTIATE_TEST_SUITE_P(Isa, CpuIsaOps, a2f::test::kAllIsas, a2f::test::isa_test_name);
 
 }  // namespace
